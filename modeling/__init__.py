@@ -33,3 +33,26 @@ __all__ = [
     "shannon_rate_bps",
     "w_to_dbm",
 ]
+
+from .configuration_tokcom import MODALITIES, TokComConfig  # noqa: E402
+from .modeling_tokcom import (  # noqa: E402
+    TokComAlignmentOutput,
+    TokComAnswerOutput,
+    TokComForAVQA,
+    TokComOutput,
+    TokComPreTrainedModel,
+    TokenReceiver,
+    sliding_window_pool,
+)
+
+__all__ += [
+    "MODALITIES",
+    "TokComAlignmentOutput",
+    "TokComAnswerOutput",
+    "TokComConfig",
+    "TokComForAVQA",
+    "TokComOutput",
+    "TokComPreTrainedModel",
+    "TokenReceiver",
+    "sliding_window_pool",
+]

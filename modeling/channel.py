@@ -206,7 +206,7 @@ class ChannelRealization(ModelOutput):
     signal_power: torch.Tensor | None = None
 
 
-_CALL_KEYWORDS = ("snr_db", "generator", "return_channel", "channel_type")
+_CALL_KEYWORDS = ("snr_db", "generator", "return_channel", "channel_type", "token_mask")
 
 
 class TokenChannel(nn.Module):
@@ -265,6 +265,8 @@ class TokenChannel(nn.Module):
             generator (`torch.Generator`, *optional*): source of the fading and noise draws.
             return_channel (`bool`, defaults to `False`): also return a `ChannelRealization`.
             channel_type (`str`, *optional*): override the configured channel for this call.
+            token_mask (`torch.Tensor` of shape `(batch, tokens)`, *optional*): 1 for tokens that are sent, 0 for
+                padding; padding is not sent (it carries no energy and comes back unchanged).
 
         Returns:
             `torch.Tensor` of shape `(batch, tokens, dim)`, or `(received, ChannelRealization)`.
@@ -282,6 +284,9 @@ class TokenChannel(nn.Module):
         if tokens.is_complex():
             raise ValueError("`tokens` must be real; complex symbols are formed inside the channel.")
         batch, num_tokens, dim = tokens.shape
+        token_mask = kwargs.get("token_mask")
+        if token_mask is not None and tuple(token_mask.shape) != (batch, num_tokens):
+            raise ValueError(f"`token_mask` must have shape ({batch}, {num_tokens}), got {tuple(token_mask.shape)}.")
         no = noise_power_from_snr_db(self.default_snr_db if snr_db is None else snr_db, batch, tokens.device)
 
         if channel_type == "none" or tokens.numel() == 0:
@@ -291,12 +296,16 @@ class TokenChannel(nn.Module):
 
         # 1. pair reals into complex symbols, C_m in eq. (4)
         x = tokens.float()
+        if token_mask is not None:
+            mask = token_mask.to(device=x.device, dtype=torch.float32).unsqueeze(-1)
+            x = x * mask
         if dim % 2:
             x = nn.functional.pad(x, (0, 1))
         symbols = torch.view_as_complex(x.reshape(batch, num_tokens, -1, 2).contiguous())
 
         # 2. unit average energy per sample over its s_m * d_T / 2 symbols (pad excluded)
-        num_symbols = num_tokens * dim / 2.0
+        sent_tokens = token_mask.float().sum(dim=1).clamp_min(1.0) if token_mask is not None else float(num_tokens)
+        num_symbols = sent_tokens * dim / 2.0
         signal_power = x.pow(2).sum(dim=(1, 2)) / num_symbols  # (batch,)
         scale = signal_power.clamp_min(1e-20).sqrt().view(batch, 1, 1)
         symbols = symbols / scale
@@ -322,7 +331,10 @@ class TokenChannel(nn.Module):
 
         # 5. demodulate and reshape back to token space, C_m^-1 in eq. (6)
         received = received * scale
-        out = torch.view_as_real(received).reshape(batch, num_tokens, -1)[..., :dim].to(tokens.dtype)
+        out = torch.view_as_real(received).reshape(batch, num_tokens, -1)[..., :dim]
+        if token_mask is not None:
+            out = torch.where(mask.bool(), out, tokens.float())
+        out = out.to(tokens.dtype)
         if return_channel:
             return out, ChannelRealization(coefficients=coefficients, noise_power=no, signal_power=signal_power)
         return out

@@ -1,13 +1,28 @@
 """tokcom: token communication models for the Hugging Face ecosystem.
 
-Importing `tokcom` makes its sub-packages available:
+Importing `tokcom` registers its configs and models with the transformers Auto classes, so
+`AutoModel.from_pretrained(path)` works for tokcom checkpoints:
 
 >>> import tokcom
->>> from tokcom.modeling import TokenChannel, ChannelConfig
+>>> from transformers import AutoConfig
+>>> type(AutoConfig.for_model("tokcom")).__name__
+'TokComConfig'
 """
 
-from . import modeling  # noqa: F401
+from transformers import AutoConfig, AutoModel
+
+from . import modeling
+from .modeling import ChannelConfig, TokComConfig, TokComForAVQA
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["modeling", "__version__"]
+
+def _register_auto_classes() -> None:
+    for config_class in (ChannelConfig, TokComConfig):
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    AutoModel.register(TokComConfig, TokComForAVQA, exist_ok=True)
+
+
+_register_auto_classes()
+
+__all__ = ["ChannelConfig", "TokComConfig", "TokComForAVQA", "modeling", "__version__"]

@@ -1,0 +1,87 @@
+"""The `tokcom` command.
+
+    tokcom demo [--output-dir DIR] [--num-scenes N] [--seed S]
+    tokcom allocate PROBLEM.json [--method proposed|alternating|pb-wf|era|max|half] [--output OUT.json]
+
+Each subcommand imports its implementation lazily so that `tokcom --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def write_json_atomic(path: str | os.PathLike, payload) -> Path:
+    """Write `payload` as JSON to `path` through a temporary file, so a failure leaves no half-written file."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _cmd_allocate(args: argparse.Namespace) -> int:
+    from tokcom.pipelines.allocation import METHODS, allocate
+
+    if args.method not in METHODS:
+        raise ValueError(f"`--method` must be one of {METHODS}, got {args.method!r}.")
+    problem_path = Path(args.problem)
+    if not problem_path.is_file():
+        raise FileNotFoundError(f"Problem file not found: {problem_path}")
+    try:
+        problem = json.loads(problem_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"Problem file {problem_path} is not valid JSON: {error}") from None
+    result = allocate(problem, method=args.method)
+    if args.output:
+        write_json_atomic(args.output, result)
+        print(f"wrote {args.output}", file=sys.stderr)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tokcom.demo import run_demo
+
+    run_demo(output_dir=args.output_dir, num_scenes=args.num_scenes, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokcom", description="Token communication models on simulated wireless links.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the main job offline on the embedded default")
+    demo.add_argument("--output-dir", default="tokcom-demo", help="where plots and JSON go (default: ./tokcom-demo)")
+    demo.add_argument("--num-scenes", type=int, default=4, help="synthetic audio-visual scenes to show (1-64)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+
+    alloc = sub.add_parser("allocate", help="solve the bandwidth/power/token-length problem (16) for a network")
+    alloc.add_argument("problem", help="problem JSON file (see tokcom.pipelines.allocation.allocate)")
+    alloc.add_argument("--method", default="proposed", help="proposed|alternating|pb-wf|era|max|half")
+    alloc.add_argument("--output", help="also write the result JSON here")
+    alloc.set_defaults(func=_cmd_allocate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"tokcom {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
