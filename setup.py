@@ -50,7 +50,7 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGE_DIRS),
     package_dir=PACKAGE_DIRS,
-    package_data={"tokcom.training": ["recipes/*.json"]},
+    package_data={"tokcom.training": ["recipes/*.json"], "tokcom": ["checkpoints/*/*"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

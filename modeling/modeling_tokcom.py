@@ -138,6 +138,8 @@ class TokComForAVQA(TokComPreTrainedModel):
     ...             snr_db={"visual": 10.0, "audio": 5.0, "text": 20.0}, num_visual_tokens=32, num_audio_tokens=16)
     >>> out.visual_tokens.shape, out.audio_tokens.shape
     (torch.Size([2, 32, 128]), torch.Size([2, 16, 128]))
+    >>> model.config.max_visual_tokens, model.config.max_audio_tokens  # tiny preset: half of Table I
+    (64, 32)
     """
 
     def __init__(self, config: TokComConfig):

@@ -2,6 +2,8 @@
 
     tokcom demo [--output-dir DIR] [--num-scenes N] [--seed S]
     tokcom allocate PROBLEM.json [--method proposed|alternating|pb-wf|era|max|half] [--output OUT.json]
+    tokcom train --recipe RECIPE --output-dir DIR [--stages ...] [--resume] [--init-model PATH]
+    tokcom evaluate [--model PATH] --snr-db 0 10 20 [--num-samples N] [--channel-type awgn] --output OUT.json
 
 Each subcommand imports its implementation lazily so that `tokcom --help` stays fast.
 """
@@ -55,6 +57,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tokcom.training.recipe import load_recipe
+    from tokcom.training.train_tokcom import train
+
+    final = train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model)
+    print(f"model written to {final}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tokcom.training.evaluate_tokcom import evaluate
+
+    model = args.model
+    if model is None:
+        from tokcom.defaults import default_model_path
+
+        model = default_model_path()
+    report = evaluate(
+        model, args.snr_db, args.num_samples, args.channel_type, args.num_visual_tokens, args.num_audio_tokens,
+        split=args.split, seed=args.seed,
+    )  # fmt: skip
+    if args.output:
+        write_json_atomic(args.output, report)
+    print(f"{'SNR [dB]':>9} {'accuracy':>9} {'loss':>8}")
+    for row in report["results"]:
+        print(f"{row['snr_db']:>9.1f} {row['accuracy']:>9.3f} {row['loss']:>8.4f}")
+    if "question_only_baseline" in report:
+        print(f"question-only baseline accuracy: {report['question_only_baseline']['accuracy']:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokcom", description="Token communication models on simulated wireless links.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -70,6 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
     alloc.add_argument("--method", default="proposed", help="proposed|alternating|pb-wf|era|max|half")
     alloc.add_argument("--output", help="also write the result JSON here")
     alloc.set_defaults(func=_cmd_allocate)
+
+    from tokcom.training.recipe import STAGES
+
+    train = sub.add_parser("train", help="train TokComForAVQA with a recipe (one process; use accelerate launch for more)")
+    train.add_argument("--recipe", default="tokcom_avqa_tiny", help="recipe JSON path or name in training/recipes")
+    train.add_argument("--output-dir", required=True)
+    train.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    train.add_argument("--resume", action="store_true")
+    train.add_argument("--init-model", help="start from this checkpoint")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="held-out accuracy per SNR and question type")
+    evaluate.add_argument("--model", help="checkpoint folder (default: the embedded default)")
+    evaluate.add_argument("--snr-db", type=float, nargs="+", default=[0.0, 10.0, 20.0])
+    evaluate.add_argument("--num-samples", type=int, help="number of held-out questions (default: all)")
+    evaluate.add_argument("--channel-type", default="awgn", choices=["awgn", "rayleigh", "none"])
+    evaluate.add_argument("--num-visual-tokens", type=int)
+    evaluate.add_argument("--num-audio-tokens", type=int)
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--output", help="write the report JSON here")
+    evaluate.set_defaults(func=_cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,148 @@
+"""Held-out accuracy of a TokComForAVQA checkpoint, overall and per MUSIC-AVQA question type, per SNR.
+
+    tokcom evaluate --model PATH --snr-db 0 10 20 --num-samples 2000 --output results.json
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tokcom.modeling import TokComForAVQA
+from tokcom.modeling.processing_tokcom import TokComProcessor
+from tokcom.training.avqa_tensors import AVQATensors
+from tokcom.training.recipe import load_recipe
+from tokcom.training.synthetic_corpus import build_synthetic_corpus
+
+RECIPE_FILE = "tokcom_recipe.json"
+
+
+def type_name(type_json: str) -> str:
+    """'["Audio-Visual", "Counting"]' -> 'Audio-Visual/Counting'."""
+    return "/".join(json.loads(type_json))
+
+
+def model_recipe(model_path: str | Path) -> dict:
+    """The recipe a checkpoint was trained with (its data seeds define the held-out split), else the default."""
+    path = Path(model_path) / RECIPE_FILE
+    return json.loads(path.read_text()) if path.is_file() else load_recipe("tokcom_avqa_tiny")
+
+
+@torch.no_grad()
+def predict(
+    model: TokComForAVQA,
+    processor: TokComProcessor,
+    corpus: AVQATensors,
+    questions: torch.Tensor,
+    snr_db: float,
+    channel_type: str | None = None,
+    num_visual_tokens: int | None = None,
+    num_audio_tokens: int | None = None,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[list[str], np.ndarray, float]:
+    """Answers, their probabilities and the mean answer cross-entropy for `questions` (indices into `corpus`)."""
+    model.eval()
+    answers, scores, losses = [], [], []
+    generator = torch.Generator().manual_seed(seed)
+    for start in tqdm(range(0, len(questions), batch_size), disable=not progress, desc=f"snr {snr_db:g} dB"):
+        batch = corpus.question_batch(processor, questions[start : start + batch_size])
+        labels = batch.pop("labels")
+        common = dict(
+            snr_db=float(snr_db), channel_type=channel_type, generator=generator,
+            num_visual_tokens=num_visual_tokens, num_audio_tokens=num_audio_tokens,
+        )  # fmt: skip
+        out = model.answer(**batch, **common)
+        answers += processor.batch_decode(out.sequences)
+        scores.append(out.scores.numpy())
+        losses.append(model(**batch, labels=labels, **common).loss.item() * len(labels))
+    return answers, np.concatenate(scores), float(np.sum(losses) / len(questions))
+
+
+def accuracy_report(predictions: list[str], truths: list[str], types: list[str]) -> dict:
+    """{"accuracy", "per_type": {type: {"accuracy", "count"}}}, exact match of the answer word."""
+    correct = [p == t for p, t in zip(predictions, truths)]
+    per_type = defaultdict(list)
+    for ok, kind in zip(correct, types):
+        per_type[type_name(kind)].append(ok)
+    return {
+        "accuracy": float(np.mean(correct)),
+        "per_type": {k: {"accuracy": float(np.mean(v)), "count": len(v)} for k, v in sorted(per_type.items())},
+    }
+
+
+def question_only_baseline(train_questions: list[str], train_answers: list[str], test: AVQATensors, test_questions: list[str]) -> dict:
+    """Best a model that never sees the media can do: the majority training answer for the same question text."""
+    by_question = defaultdict(Counter)
+    for question, answer in zip(train_questions, train_answers):
+        by_question[question][answer] += 1
+    overall = Counter(train_answers).most_common(1)[0][0]
+    predictions = [by_question[q].most_common(1)[0][0] if q in by_question else overall for q in test_questions]
+    return accuracy_report(predictions, test.answers, test.types)
+
+
+def evaluate(
+    model_path: str | Path,
+    snr_db=(0.0, 10.0, 20.0),
+    num_samples: int | None = None,
+    channel_type: str = "awgn",
+    num_visual_tokens: int | None = None,
+    num_audio_tokens: int | None = None,
+    split: str = "test",
+    seed: int = 0,
+    progress: bool = True,
+    with_baseline: bool = True,
+) -> dict:
+    """Accuracy per SNR on the held-out synthetic split the checkpoint's recipe defines."""
+    snr_db = [float(s) for s in snr_db]
+    if not snr_db or any(np.isnan(s) for s in snr_db):
+        raise ValueError(f"`snr_db` must be one or more numbers, got {snr_db}.")
+    if num_samples is not None and num_samples < 1:
+        raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+    if not Path(model_path, "config.json").is_file():
+        raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+    model = TokComForAVQA.from_pretrained(model_path).eval()
+    processor = TokComProcessor.from_pretrained(model_path)
+    recipe = model_recipe(model_path)
+    corpus, _ = build_synthetic_corpus(recipe, split=split, processor=processor)
+    count = corpus.num_questions if num_samples is None else min(num_samples, corpus.num_questions)
+    questions = torch.arange(count)
+    truths, types = corpus.answers[:count], corpus.types[:count]
+    test_view = AVQATensors(**{**corpus.__dict__, "answers": truths, "types": types})
+    results = []
+    for snr in snr_db:
+        predictions, scores, loss = predict(
+            model, processor, corpus, questions, snr, channel_type, num_visual_tokens, num_audio_tokens, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+        results.append({"snr_db": snr, "loss": loss, "mean_score": float(scores.mean()), **accuracy_report(predictions, truths, types)})
+    report = {
+        "model": str(model_path),
+        "split": split,
+        "channel_type": channel_type,
+        "num_samples": count,
+        "num_visual_tokens": num_visual_tokens or model.config.max_visual_tokens,
+        "num_audio_tokens": num_audio_tokens or model.config.max_audio_tokens,
+        "results": results,
+    }
+    if with_baseline:
+        from tokcom.training.data.synthetic_avqa import generate_split
+
+        data = recipe.get("data", {})
+        counts = [int(data.get(f"{n}_scenes", d)) for n, d in zip(("train", "validation", "test"), (12000, 500, 1000))]
+        _, train_rows = generate_split("train", *counts, seed=int(recipe.get("seed", 0)), questions_only=True)
+        test_texts = processor.tokenizer.batch_decode(corpus.question_ids[:count], skip_special_tokens=True)
+        train_texts = [processor.tokenizer.decode(processor.tokenizer(r["question"])["input_ids"]) for r in train_rows]
+        report["question_only_baseline"] = question_only_baseline(
+            train_texts, [r["anser"] for r in train_rows], test_view, test_texts
+        )
+    return report
+
+
+__all__ = ["accuracy_report", "evaluate", "model_recipe", "predict", "question_only_baseline", "type_name"]

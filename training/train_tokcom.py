@@ -1,0 +1,254 @@
+"""Train TokComForAVQA with accelerate: unimodal pretraining, cross-modal alignment, task fine-tuning.
+
+    accelerate launch -m tokcom.training.train_tokcom --recipe RECIPE.json --output-dir DIR [--stages ...] [--resume]
+    tokcom train --recipe RECIPE.json --output-dir DIR            (same, in one process)
+
+On CPU, a real 2-process run needs `--multi_gpu` and `ACCELERATE_USE_CPU=true` (see README):
+
+    ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \
+        --mixed_precision no --dynamo_backend no -m tokcom.training.train_tokcom --recipe R.json --output-dir D
+
+Every step draws its batch, SNRs and token lengths from `numpy.random.default_rng([seed, stage, step])`, so a
+run resumed from `save_state` continues exactly where it stopped, and all ranks agree on lengths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from tokcom.modeling import TokComConfig, TokComForAVQA
+from tokcom.modeling.processing_tokcom import TokComProcessor
+from tokcom.training.avqa_tensors import AVQATensors
+from tokcom.training.evaluate_tokcom import RECIPE_FILE
+from tokcom.training.objectives import (
+    Alignment,
+    AudioPretraining,
+    TaskFineTuning,
+    TextPretraining,
+    VisionPretraining,
+)
+from tokcom.training.recipe import STAGES, load_recipe
+from tokcom.training.synthetic_corpus import build_synthetic_corpus
+
+PROGRESS_FILE = "progress.json"
+
+
+def _links_snr(rng: np.random.Generator, snr_range, size: int) -> dict[str, torch.Tensor]:
+    low, high = snr_range
+    return {link: torch.from_numpy(rng.uniform(low, high, size).astype(np.float32)) for link in ("visual", "audio", "text")}
+
+
+def trainable_parameters(model: TokComForAVQA, stage: str, stage_recipe: dict) -> list[str]:
+    """Names of the parameters a stage updates (everything else is frozen for that stage)."""
+    transceivers = ("visual_projector", "audio_projector", "receivers")
+    names = []
+    for name, _ in model.named_parameters():
+        if stage == "pretrain_vision":
+            keep = name.startswith("vision_encoder")
+        elif stage == "pretrain_audio":
+            keep = name.startswith("audio_encoder")
+        elif stage == "pretrain_text":
+            keep = name.startswith("language_model") and "lora_" not in name
+        elif stage == "align":  # Sec. III-A: only F_m and G_m
+            keep = name.startswith(transceivers)
+        else:  # Sec. III-B: LoRA and all transceivers (encoders optional)
+            keep = name.startswith(transceivers) or "lora_" in name
+            if stage_recipe.get("train_encoders", False):
+                keep = keep or name.startswith(("vision_encoder", "audio_encoder"))
+        if keep:
+            names.append(name)
+    return names
+
+
+class StageRunner:
+    """Builds the objective and batches for one stage and runs its optimization loop."""
+
+    def __init__(self, recipe: dict, model: TokComForAVQA, processor: TokComProcessor, corpus: AVQATensors, output_dir: Path):
+        self.recipe = recipe
+        self.model = model
+        self.processor = processor
+        self.corpus = corpus
+        self.output_dir = output_dir
+        self.seed = int(recipe.get("seed", 0))
+        self.channel = recipe.get("channel", {})
+
+    def objective(self, stage: str) -> torch.nn.Module:
+        return {
+            "pretrain_vision": VisionPretraining,
+            "pretrain_audio": AudioPretraining,
+            "pretrain_text": TextPretraining,
+            "align": Alignment,
+            "task": TaskFineTuning,
+        }[stage](self.model)
+
+    def batch(self, stage: str, step: int, stage_recipe: dict, rank: int, world: int) -> dict:
+        """The batch of `step` for `rank`: a slice of one global batch drawn from a per-step generator."""
+        rng = np.random.default_rng([self.seed, STAGES.index(stage), step])
+        per_rank = int(stage_recipe["batch_size"])
+        total = per_rank * world
+        corpus, processor = self.corpus, self.processor
+        population = corpus.num_questions if stage in ("task", "pretrain_text") else corpus.num_scenes
+        picks = torch.from_numpy(rng.choice(population, total, replace=population < total))
+        mine = picks[rank * per_rank : (rank + 1) * per_rank]
+        config = self.model.config
+        if stage in ("pretrain_vision", "pretrain_audio"):
+            targets = {k: v[mine] for k, v in corpus.scene_targets.items()}
+            maximum = config.max_visual_tokens if stage == "pretrain_vision" else config.max_audio_tokens
+            num_tokens = int(rng.integers(1, maximum + 1))
+            if stage == "pretrain_vision":
+                return {"pixel_values_videos": corpus.video_batch(processor, mine), "instruments": targets["instruments"],
+                        "intervals": targets["intervals"], "num_tokens": num_tokens}  # fmt: skip
+            return {"input_values": corpus.input_values[mine], **targets, "num_tokens": num_tokens}
+        if stage == "pretrain_text":
+            batch = corpus.question_batch(processor, mine, media=False)
+            scenes = corpus.scene_index[mine]
+            caption_mask = corpus.caption_mask[scenes]
+            width = int(caption_mask.sum(dim=1).max())
+            return {"caption_ids": corpus.caption_ids[scenes, :width], "caption_mask": caption_mask[:, :width], **batch}
+        # align / task: per-sample SNR per link, per-batch token lengths, a channel type per batch
+        batch = corpus.caption_batch(processor, mine) if stage == "align" else corpus.question_batch(processor, mine)
+        snr = _links_snr(rng, self.channel.get("snr_db_range", [-5.0, 25.0]), total)
+        batch["snr_db"] = {link: values[rank * per_rank : (rank + 1) * per_rank] for link, values in snr.items()}
+        if stage_recipe.get("random_token_lengths", False):
+            batch["num_visual_tokens"] = int(rng.integers(1, config.max_visual_tokens + 1))
+            batch["num_audio_tokens"] = int(rng.integers(1, config.max_audio_tokens + 1))
+        else:
+            batch["num_visual_tokens"] = stage_recipe.get("num_visual_tokens")
+            batch["num_audio_tokens"] = stage_recipe.get("num_audio_tokens")
+        channel_types = self.channel.get("channel_types", ["awgn"])
+        batch["channel_type"] = channel_types[int(rng.integers(len(channel_types)))]
+        batch["generator"] = torch.Generator().manual_seed(int(rng.integers(2**31)) + rank)
+        return batch
+
+    def run(self, stage: str, resume: bool) -> dict:
+        stage_recipe = self.recipe["stages"][stage]
+        steps = int(stage_recipe.get("steps", 0))
+        log = {"stage": stage, "steps": steps, "losses": []}
+        if steps <= 0:
+            return log
+        accelerator = Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")
+        objective = self.objective(stage)
+        names = set(trainable_parameters(self.model, stage, stage_recipe))
+        for name, parameter in self.model.named_parameters():
+            parameter.requires_grad_(name in names)
+        head_params = [p for n, p in objective.named_parameters() if n.startswith("head")]
+        params = [p for n, p in self.model.named_parameters() if n in names] + head_params
+        optimizer = torch.optim.AdamW(params, lr=float(stage_recipe["learning_rate"]), weight_decay=float(stage_recipe.get("weight_decay", 0.0)))
+        warmup = int(stage_recipe.get("warmup_steps", max(1, steps // 20)))
+        scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, steps)
+        objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
+        state_dir = self.output_dir / "state" / stage
+        start = 0
+        if resume and (state_dir / "step.json").exists():
+            accelerator.load_state(str(state_dir))
+            start = json.loads((state_dir / "step.json").read_text())["step"]
+        checkpoint_every = int(stage_recipe.get("checkpoint_every", max(steps // 4, 1)))
+        objective.train()
+        bar = tqdm(range(start, steps), desc=stage, disable=not accelerator.is_main_process, initial=start, total=steps)
+        running, began = [], time.time()
+        for step in bar:
+            batch = self.batch(stage, step, stage_recipe, accelerator.process_index, accelerator.num_processes)
+            batch = {k: v.to(accelerator.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            loss = objective(**batch)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, float(stage_recipe.get("max_grad_norm", 1.0)))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            running.append(loss.item())
+            if (step + 1) % 50 == 0 or step + 1 == steps:
+                mean = float(np.mean(running))
+                log["losses"].append({"step": step + 1, "loss": mean})
+                bar.set_postfix(loss=f"{mean:.4f}")
+                running = []
+            if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                accelerator.save_state(str(state_dir))
+                if accelerator.is_main_process:
+                    (state_dir / "step.json").write_text(json.dumps({"step": step + 1}))
+                accelerator.wait_for_everyone()
+        log["seconds"] = time.time() - began
+        log["num_processes"] = accelerator.num_processes
+        accelerator.wait_for_everyone()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        return log
+
+
+def train(recipe: dict, output_dir: str | os.PathLike, stages=STAGES, resume: bool = False, init_model: str | None = None) -> Path:
+    """Run `stages` of `recipe`; writes `<output_dir>/model` (weights, config, processor) and `training_log.json`.
+
+    Stages already recorded as done in `<output_dir>/progress.json` are skipped when `resume=True`.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"`stages` must be among {STAGES}, got {unknown}.")
+    seed = int(recipe.get("seed", 0))
+    set_seed(seed)
+    torch.set_num_threads(int(recipe.get("num_threads", torch.get_num_threads())))
+    progress_path = output_dir / PROGRESS_FILE
+    progress = json.loads(progress_path.read_text()) if resume and progress_path.exists() else {"done": [], "logs": []}
+    work_dir = output_dir / "work"
+    start_from = init_model or (work_dir if resume and (work_dir / "config.json").exists() else None)
+    processor = TokComProcessor.from_pretrained(start_from) if start_from else None
+    corpus, processor = build_synthetic_corpus(recipe, split="train", processor=processor)
+    if start_from:
+        model = TokComForAVQA.from_pretrained(start_from)
+    else:
+        config = TokComConfig.tiny(**recipe.get("model", {}))
+        config.text_config.vocab_size = max(config.text_config.vocab_size, len(processor.tokenizer))
+        model = TokComForAVQA(config)
+    runner = StageRunner(recipe, model, processor, corpus, output_dir)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    for stage in stages:
+        if stage in progress["done"]:
+            continue
+        log = runner.run(stage, resume)
+        progress["done"].append(stage)
+        progress["logs"].append(log)
+        if is_main:
+            runner.model.save_pretrained(work_dir)
+            processor.save_pretrained(work_dir)
+            _write_json(progress_path, progress)
+    final = output_dir / "model"
+    if is_main:
+        runner.model.save_pretrained(final)
+        processor.save_pretrained(final)
+        _write_json(final / RECIPE_FILE, recipe)  # its data seeds define the held-out split
+        _write_json(output_dir / "training_log.json", {"recipe": recipe, "stages": progress["logs"]})
+    return final
+
+
+def _write_json(path: Path, payload) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipe", required=True, help="recipe JSON (see training/recipes/)")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    parser.add_argument("--resume", action="store_true", help="continue from progress.json and saved states")
+    parser.add_argument("--init-model", help="start from this checkpoint instead of a fresh tiny model")
+    args = parser.parse_args(argv)
+    train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
