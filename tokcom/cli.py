@@ -2,7 +2,7 @@
 
     tokcom demo [--output-dir DIR] [--num-scenes N] [--seed S]
     tokcom allocate PROBLEM.json [--method proposed|alternating|pb-wf|era|max|half] [--output OUT.json]
-    tokcom train --recipe RECIPE --output-dir DIR [--stages ...] [--resume] [--init-model PATH]
+    tokcom train --recipe RECIPE --output-dir DIR [--stages ...] [--resume] [--init-model PATH] [--max-steps N]
     tokcom evaluate [--model PATH] --snr-db 0 10 20 [--num-samples N] [--channel-type awgn] --output OUT.json
 
 Each subcommand imports its implementation lazily so that `tokcom --help` stays fast.
@@ -61,8 +61,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tokcom.training.recipe import load_recipe
     from tokcom.training.train_tokcom import train
 
-    final = train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model)
-    print(f"model written to {final}")
+    final = train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model, args.max_steps)
+    print(f"model written to {final}" if final else f"stopped after --max-steps; continue with --resume in {args.output_dir}")
     return 0
 
 
@@ -112,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     train.add_argument("--resume", action="store_true")
     train.add_argument("--init-model", help="start from this checkpoint")
+    train.add_argument("--max-steps", type=int, help="stop (resumably) after this many optimization steps")
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="held-out accuracy per SNR and question type")

@@ -15,6 +15,7 @@ run resumed from `save_state` continues exactly where it stopped, and all ranks 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
@@ -83,6 +84,7 @@ class StageRunner:
         self.output_dir = output_dir
         self.seed = int(recipe.get("seed", 0))
         self.channel = recipe.get("channel", {})
+        self.step_budget: int | None = None  # optimization steps left in this invocation (None: unlimited)
 
     def objective(self, stage: str) -> torch.nn.Module:
         return {
@@ -133,9 +135,10 @@ class StageRunner:
         return batch
 
     def run(self, stage: str, resume: bool) -> dict:
+        """Optimize one stage; `log["finished"]` is False if the step budget ran out (state saved to resume)."""
         stage_recipe = self.recipe["stages"][stage]
         steps = int(stage_recipe.get("steps", 0))
-        log = {"stage": stage, "steps": steps, "losses": []}
+        log = {"stage": stage, "steps": steps, "losses": [], "finished": True}
         if steps <= 0:
             return log
         accelerator = Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")
@@ -159,6 +162,12 @@ class StageRunner:
         bar = tqdm(range(start, steps), desc=stage, disable=not accelerator.is_main_process, initial=start, total=steps)
         running, began = [], time.time()
         for step in bar:
+            if self.step_budget is not None and self.step_budget <= 0:
+                self._save_state(accelerator, state_dir, step)
+                log["finished"] = False
+                break
+            if self.step_budget is not None:
+                self.step_budget -= 1
             batch = self.batch(stage, step, stage_recipe, accelerator.process_index, accelerator.num_processes)
             batch = {k: v.to(accelerator.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             loss = objective(**batch)
@@ -174,10 +183,8 @@ class StageRunner:
                 bar.set_postfix(loss=f"{mean:.4f}")
                 running = []
             if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-                accelerator.save_state(str(state_dir))
-                if accelerator.is_main_process:
-                    (state_dir / "step.json").write_text(json.dumps({"step": step + 1}))
-                accelerator.wait_for_everyone()
+                self._save_state(accelerator, state_dir, step + 1)
+        bar.close()
         log["seconds"] = time.time() - began
         log["num_processes"] = accelerator.num_processes
         accelerator.wait_for_everyone()
@@ -186,11 +193,30 @@ class StageRunner:
         return log
 
 
-def train(recipe: dict, output_dir: str | os.PathLike, stages=STAGES, resume: bool = False, init_model: str | None = None) -> Path:
+    @staticmethod
+    def _save_state(accelerator: Accelerator, state_dir: Path, step: int) -> None:
+        accelerator.save_state(str(state_dir))
+        if accelerator.is_main_process:
+            (state_dir / "step.json").write_text(json.dumps({"step": step}))
+        accelerator.wait_for_everyone()
+
+
+def train(
+    recipe: dict,
+    output_dir: str | os.PathLike,
+    stages=STAGES,
+    resume: bool = False,
+    init_model: str | None = None,
+    max_steps: int | None = None,
+) -> Path | None:
     """Run `stages` of `recipe`; writes `<output_dir>/model` (weights, config, processor) and `training_log.json`.
 
-    Stages already recorded as done in `<output_dir>/progress.json` are skipped when `resume=True`.
+    Stages already recorded as done in `<output_dir>/progress.json` are skipped when `resume=True`, and a stage
+    that was stopped continues from its saved accelerate state. `max_steps` bounds the optimization steps of this
+    invocation (for time-boxed jobs): when it runs out, the state is saved and `None` is returned.
     """
+    if max_steps is not None and max_steps < 0:
+        raise ValueError(f"`max_steps` must be >= 0, got {max_steps}.")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     unknown = [s for s in stages if s not in STAGES]
@@ -212,24 +238,45 @@ def train(recipe: dict, output_dir: str | os.PathLike, stages=STAGES, resume: bo
         config.text_config.vocab_size = max(config.text_config.vocab_size, len(processor.tokenizer))
         model = TokComForAVQA(config)
     runner = StageRunner(recipe, model, processor, corpus, output_dir)
+    runner.step_budget = max_steps
     is_main = int(os.environ.get("RANK", "0")) == 0
     for stage in stages:
         if stage in progress["done"]:
             continue
         log = runner.run(stage, resume)
+        if not log["finished"]:
+            if is_main:
+                runner.model.save_pretrained(work_dir)
+                processor.save_pretrained(work_dir)
+            return None
         progress["done"].append(stage)
         progress["logs"].append(log)
         if is_main:
             runner.model.save_pretrained(work_dir)
             processor.save_pretrained(work_dir)
             _write_json(progress_path, progress)
+    # every rank reports a digest of its parameters: after DDP training they must all be identical
+    accelerator = Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")
+    digests = gather_object([parameter_digest(runner.model)])
     final = output_dir / "model"
     if is_main:
         runner.model.save_pretrained(final)
         processor.save_pretrained(final)
         _write_json(final / RECIPE_FILE, recipe)  # its data seeds define the held-out split
-        _write_json(output_dir / "training_log.json", {"recipe": recipe, "stages": progress["logs"]})
+        _write_json(
+            output_dir / "training_log.json",
+            {"recipe": recipe, "num_processes": accelerator.num_processes, "rank_parameter_digests": digests, "stages": progress["logs"]},
+        )
     return final
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, in name order (identical models give identical digests)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _write_json(path: Path, payload) -> None:
@@ -245,8 +292,9 @@ def main(argv=None) -> int:
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--resume", action="store_true", help="continue from progress.json and saved states")
     parser.add_argument("--init-model", help="start from this checkpoint instead of a fresh tiny model")
+    parser.add_argument("--max-steps", type=int, help="stop (resumably) after this many optimization steps")
     args = parser.parse_args(argv)
-    train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model)
+    train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model, args.max_steps)
     return 0
 
 

@@ -1,0 +1,126 @@
+"""Training stages, recipes, exact resume, evaluation, and a real 2-process DDP run on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tokcom.modeling import TokComForAVQA
+from tokcom.modeling.processing_tokcom import TokComProcessor
+from tokcom.training.evaluate_tokcom import evaluate
+from tokcom.training.recipe import load_recipe, validate_recipe
+from tokcom.training.train_tokcom import parameter_digest, train
+
+SMOKE_RECIPE = {
+    "seed": 3,
+    "num_threads": 1,
+    "data": {"train_scenes": 96, "validation_scenes": 8, "test_scenes": 24, "questions_per_scene": 2},
+    "channel": {"snr_db_range": [0.0, 20.0], "channel_types": ["awgn", "rayleigh"]},
+    "stages": {
+        "pretrain_vision": {"steps": 3, "batch_size": 4, "learning_rate": 0.003},
+        "pretrain_audio": {"steps": 3, "batch_size": 4, "learning_rate": 0.003},
+        "pretrain_text": {"steps": 3, "batch_size": 4, "learning_rate": 0.003},
+        "align": {"steps": 3, "batch_size": 4, "learning_rate": 0.003, "checkpoint_every": 2},
+        "task": {"steps": 4, "batch_size": 4, "learning_rate": 0.003, "random_token_lengths": True, "checkpoint_every": 2},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_model(tmp_path_factory):
+    output = tmp_path_factory.mktemp("smoke")
+    final = train(SMOKE_RECIPE, output)
+    return output, final
+
+
+def test_all_stages_write_a_hub_style_checkpoint(smoke_model):
+    output, final = smoke_model
+    names = {p.name for p in final.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "processor_config.json", "tokcom_recipe.json"} <= names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pkl"))]
+    log = json.loads((output / "training_log.json").read_text())
+    assert [s["stage"] for s in log["stages"]] == ["pretrain_vision", "pretrain_audio", "pretrain_text", "align", "task"]
+    assert all(s["losses"] and all(torch.isfinite(torch.tensor(x["loss"])) for x in s["losses"]) for s in log["stages"])
+    model = TokComForAVQA.from_pretrained(final)
+    processor = TokComProcessor.from_pretrained(final)
+    assert len(processor.tokenizer) <= model.config.text_config.vocab_size
+
+
+def test_alignment_and_task_stages_freeze_what_the_paper_freezes(smoke_model, tmp_path):
+    _, start = smoke_model
+    before = TokComForAVQA.from_pretrained(start).state_dict()
+    recipe = json.loads(json.dumps(SMOKE_RECIPE))
+    after = TokComForAVQA.from_pretrained(train(recipe, tmp_path, stages=["align", "task"], init_model=str(start))).state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed, "training changed nothing"
+    assert any(name.startswith("receivers") for name in changed)
+    assert any("lora_" in name for name in changed)
+    # encoders (train_encoders is off) and the LLM's base weights stay frozen; only LoRA moves inside the LLM
+    frozen = [n for n in changed if n.startswith(("vision_encoder", "audio_encoder"))]
+    frozen += [n for n in changed if n.startswith("language_model") and "lora_" not in n]
+    assert not frozen, frozen
+
+
+def test_resume_after_a_stop_reproduces_the_uninterrupted_run(smoke_model, tmp_path):
+    _, start = smoke_model
+    recipe = json.loads(json.dumps(SMOKE_RECIPE))
+    uninterrupted = train(recipe, tmp_path / "a", stages=["align", "task"], init_model=str(start))
+    assert train(recipe, tmp_path / "b", stages=["align", "task"], init_model=str(start), max_steps=5) is None
+    assert not (tmp_path / "b" / "model").exists()
+    resumed = train(recipe, tmp_path / "b", stages=["align", "task"], resume=True, init_model=str(start))
+    a, b = TokComForAVQA.from_pretrained(uninterrupted), TokComForAVQA.from_pretrained(resumed)
+    assert parameter_digest(a) == parameter_digest(b)
+
+
+def test_evaluate_reports_accuracy_per_type_and_the_question_only_baseline(smoke_model):
+    _, final = smoke_model
+    report = evaluate(final, snr_db=[0.0, 20.0], num_samples=16, progress=False)
+    assert [r["snr_db"] for r in report["results"]] == [0.0, 20.0]
+    for row in report["results"]:
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["per_type"] and row["loss"] > 0
+        assert sum(t["count"] for t in row["per_type"].values()) == 16
+    assert 0.0 <= report["question_only_baseline"]["accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="snr_db"):
+        evaluate(final, snr_db=[float("nan")])
+    with pytest.raises(ValueError, match="num_samples"):
+        evaluate(final, snr_db=[0.0], num_samples=0)
+    with pytest.raises(FileNotFoundError):
+        evaluate(final / "missing", snr_db=[0.0])
+
+
+def test_recipes_validate():
+    assert load_recipe("tokcom_avqa_tiny")["stages"]["task"]["steps"] > 0
+    with pytest.raises(FileNotFoundError):
+        load_recipe("no_such_recipe")
+    with pytest.raises(ValueError, match="stages.task.learning_rate"):
+        validate_recipe({"stages": {"task": {"steps": 1, "batch_size": 2}}})
+    with pytest.raises(ValueError, match="unknown"):
+        validate_recipe({"stages": {"warmup": {"steps": 1, "batch_size": 2, "learning_rate": 0.1}}})
+    with pytest.raises(ValueError, match="snr_db_range"):
+        validate_recipe({"stages": {}, "channel": {"snr_db_range": [10, 0]}})
+    with pytest.raises(ValueError, match="max_steps"):
+        train(SMOKE_RECIPE, "/tmp/never", max_steps=-1)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_really_train_distributed_and_stay_identical(tmp_path):
+    recipe = json.loads(json.dumps(SMOKE_RECIPE))
+    recipe["stages"] = {k: v for k, v in recipe["stages"].items() if k in ("pretrain_audio", "align", "task")}
+    recipe_path = tmp_path / "recipe.json"
+    recipe_path.write_text(json.dumps(recipe))
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tokcom.training.train_tokcom",
+        "--recipe", str(recipe_path), "--output-dir", str(tmp_path / "out"), "--stages", "pretrain_audio", "align", "task",
+    ]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    assert log["num_processes"] == 2
+    assert all(stage["num_processes"] == 2 for stage in log["stages"])
+    assert len(log["rank_parameter_digests"]) == 2
+    assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]
