@@ -79,6 +79,8 @@ class TokComConfig(PreTrainedConfig):
         performance_model (`dict`, *optional*): fitted phi_m of eq. (15) per modality,
             `{"visual": {"alpha": .., "beta": .., "gamma": ..}, "audio": {...}}`.
         answer_max_new_tokens (`int`, defaults to 4): decoding budget for the one-word answer.
+        prompt_order (`list[str]`, defaults to `["visual", "audio", "text"]`): the order in which U (eq. 8)
+            concatenates the received tokens; the paper puts the text last.
 
     Example:
 
@@ -117,11 +119,16 @@ class TokComConfig(PreTrainedConfig):
     bits_per_token_element: int = 16
     performance_model: dict | None = None
     answer_max_new_tokens: int = 4
+    prompt_order: list[str] | None = None
     backbones: dict | None = None
     tie_word_embeddings: bool = True
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        if self.prompt_order is None:
+            self.prompt_order = ["visual", "audio", "text"]
+        if sorted(self.prompt_order) != ["audio", "text", "visual"]:
+            raise ValueError(f"`prompt_order` must order 'visual', 'audio' and 'text' once each, got {self.prompt_order!r}.")
         if self.lora_target_modules is None:
             self.lora_target_modules = ["q_proj", "v_proj"]
         for name in ("max_visual_tokens", "max_audio_tokens", "receiver_hidden_size", "lora_r", "answer_max_new_tokens"):
@@ -155,7 +162,13 @@ class TokComConfig(PreTrainedConfig):
     @classmethod
     def tiny(cls, **kwargs) -> TokComConfig:
         """The preset used by tests and the embedded default: ~0.7 M parameters, token budgets 64 (visual) and 32
-        (audio), half of Table I's, so that training fits a 2-core CPU; the 2:1 ratio is kept."""
+        (audio), half of Table I's, so that training fits a 2-core CPU; the 2:1 ratio is kept.
+
+        Sub-config dicts are merged into the tiny defaults: `TokComConfig.tiny(text_config={"num_hidden_layers": 4})`.
+        """
+        for key, defaults in (("text_config", TINY_TEXT_CONFIG), ("audio_config", TINY_AUDIO_CONFIG), ("vision_config", TINY_VISION_CONFIG)):
+            if isinstance(kwargs.get(key), dict):
+                kwargs[key] = {**defaults, **kwargs[key]}
         return cls(**kwargs)
 
     @classmethod

@@ -90,6 +90,12 @@ def sliding_window_pool(tokens: torch.Tensor, num_tokens: int, mode: str = "avg"
     return pooled.transpose(1, 2)
 
 
+def left_pad(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move padded positions (mask 0) of `(batch, length, dim)` to the left, keeping the real tokens in order."""
+    order = torch.argsort(mask, dim=1, stable=True)
+    return embeds.gather(1, order.unsqueeze(-1).expand_as(embeds)), mask.gather(1, order)
+
+
 class TokenReceiver(nn.Module):
     """G_m of eq. (7): two fully connected layers with a ReLU in between, `(batch, s, d_T) -> (batch, s, d_T)`."""
 
@@ -330,24 +336,21 @@ class TokComForAVQA(TokComPreTrainedModel):
     # ------------------------------------------------------------------ stage 2 and inference
 
     def _prompt(self, links: dict, attention_mask: torch.Tensor | None, batch: int, device) -> tuple:
-        """U of eq. (8): concatenate [Y'_visual, Y'_audio, Y'_text] and build the matching attention mask."""
+        """U of eq. (8): concatenate the received tokens in `config.prompt_order` (paper: visual, audio, text) and
+        build the matching attention mask. Padding is moved to the left so that the prompt always ends on a real
+        token, whatever the tokenizer's padding side (a stable sort keeps the order of the real tokens)."""
         parts, masks = [], []
-        for link in LINKS:
+        for link in self.config.prompt_order:
             if link not in links:
                 continue
+            parts.append(links[link])
             if link == "text" and attention_mask is not None:
-                # move question padding to the left so that the prompt always ends on a real token, whatever the
-                # tokenizer's padding side (stable sort keeps the order of the real tokens)
-                text_mask = attention_mask.to(device=device, dtype=torch.long)
-                order = torch.argsort(text_mask, dim=1, stable=True)
-                parts.append(links[link].gather(1, order.unsqueeze(-1).expand_as(links[link])))
-                masks.append(text_mask.gather(1, order))
+                masks.append(attention_mask.to(device=device, dtype=torch.long))
             else:
-                parts.append(links[link])
                 masks.append(torch.ones(batch, links[link].shape[1], dtype=torch.long, device=device))
         if not parts:
             raise ValueError("Give at least one of `pixel_values_videos`, `input_values`, `input_ids`.")
-        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+        return left_pad(torch.cat(parts, dim=1), torch.cat(masks, dim=1))
 
     def forward(
         self,
@@ -498,5 +501,6 @@ __all__ = [
     "TokComOutput",
     "TokComPreTrainedModel",
     "TokenReceiver",
+    "left_pad",
     "sliding_window_pool",
 ]

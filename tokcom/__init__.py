@@ -1,7 +1,8 @@
 """tokcom: token communication models for the Hugging Face ecosystem.
 
 Importing `tokcom` registers its configs and models with the transformers Auto classes, so
-`AutoModel.from_pretrained(path)` works for tokcom checkpoints:
+`AutoModel.from_pretrained(path)` works for tokcom checkpoints, and its pipeline tasks with `PIPELINE_REGISTRY`, so
+`pipeline("token-comm-vqa", model=path)` works:
 
 >>> import tokcom
 >>> from transformers import AutoConfig
@@ -25,4 +26,6 @@ def _register_auto_classes() -> None:
 
 _register_auto_classes()
 
-__all__ = ["ChannelConfig", "TokComConfig", "TokComForAVQA", "modeling", "__version__"]
+from . import pipelines  # noqa: E402  registers the "token-comm-vqa" pipeline task (needs the Auto classes above)
+
+__all__ = ["ChannelConfig", "TokComConfig", "TokComForAVQA", "modeling", "pipelines", "__version__"]

@@ -3,7 +3,7 @@
     tokcom demo [--output-dir DIR] [--num-scenes N] [--seed S]
     tokcom allocate PROBLEM.json [--method proposed|alternating|pb-wf|era|max|half] [--output OUT.json]
     tokcom train --recipe RECIPE --output-dir DIR [--stages ...] [--resume] [--init-model PATH] [--max-steps N]
-    tokcom evaluate [--model PATH] --snr-db 0 10 20 [--num-samples N] [--channel-type awgn] --output OUT.json
+    tokcom evaluate [--model PATH] --snr-db 0 10 20 [--num-samples N] [--channel-type awgn] [--fit-performance-model] --output OUT.json
 
 Each subcommand imports its implementation lazily so that `tokcom --help` stays fast.
 """
@@ -78,6 +78,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model, args.snr_db, args.num_samples, args.channel_type, args.num_visual_tokens, args.num_audio_tokens,
         split=args.split, seed=args.seed,
     )  # fmt: skip
+    if args.fit_performance_model:
+        from tokcom.training.evaluate_tokcom import fit_performance_models
+
+        report["performance_model_fit"] = fit_performance_models(model, num_samples=args.num_samples or 1000, seed=args.seed)
+        print(f"fitted phi per modality (written to {model}/config.json): {report['performance_model_fit']['performance_model']}")
     if args.output:
         write_json_atomic(args.output, report)
     print(f"{'SNR [dB]':>9} {'accuracy':>9} {'loss':>8}")
@@ -125,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the report JSON here")
+    evaluate.add_argument(
+        "--fit-performance-model", action="store_true",
+        help="also fit phi_m(s) (eq. 15) from validation losses at several token lengths and write it into the checkpoint",
+    )  # fmt: skip
     evaluate.set_defaults(func=_cmd_evaluate)
     return parser
 

@@ -145,4 +145,43 @@ def evaluate(
     return report
 
 
-__all__ = ["accuracy_report", "evaluate", "model_recipe", "predict", "question_only_baseline", "type_name"]
+__all__ = ["accuracy_report", "evaluate", "fit_performance_models", "model_recipe", "predict", "question_only_baseline", "type_name"]
+
+
+def fit_performance_models(
+    model_path: str | Path,
+    token_lengths: dict | None = None,
+    snr_db: float = 20.0,
+    num_samples: int = 1000,
+    split: str = "validation",
+    write_config: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Measure the validation loss against each modality's token length (the other at its maximum) and fit
+    phi_m(s) = (alpha/s)^beta + gamma (eq. 15) per modality; optionally write the fits into the checkpoint's
+    `config.json` (`performance_model`) so the allocator and pipeline use them.
+
+    Returns `{"snr_db", "num_samples", "measurements": {m: [{"tokens", "loss"}]}, "performance_model": {m: phi}}`.
+    """
+    from tokcom.pipelines.allocation import fit_performance_model
+
+    model = TokComForAVQA.from_pretrained(model_path).eval()
+    processor = TokComProcessor.from_pretrained(model_path)
+    corpus, _ = build_synthetic_corpus(model_recipe(model_path), split=split, processor=processor)
+    questions = torch.arange(min(num_samples, corpus.num_questions))
+    maxima = {"visual": model.config.max_visual_tokens, "audio": model.config.max_audio_tokens}
+    if token_lengths is None:
+        token_lengths = {m: sorted({max(1, round(top * f)) for f in (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1)}) for m, top in maxima.items()}
+    measurements, fits = {}, {}
+    for modality, lengths in token_lengths.items():
+        rows = []
+        for length in lengths:
+            lengths_kw = {"num_visual_tokens": None, "num_audio_tokens": None, f"num_{modality}_tokens": int(length)}
+            _, _, loss = predict(model, processor, corpus, questions, snr_db, seed=seed, **lengths_kw)
+            rows.append({"tokens": int(length), "loss": loss})
+        measurements[modality] = rows
+        fits[modality] = fit_performance_model([r["tokens"] for r in rows], [r["loss"] for r in rows])
+    if write_config:
+        model.config.performance_model = fits
+        model.config.save_pretrained(model_path)
+    return {"snr_db": snr_db, "num_samples": len(questions), "split": split, "measurements": measurements, "performance_model": fits}

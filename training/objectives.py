@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tokcom.modeling.modeling_tokcom import TokComForAVQA, sliding_window_pool
+from tokcom.modeling.modeling_tokcom import TokComForAVQA, left_pad, sliding_window_pool
 
 NUM_POSITIONS = 3  # left, middle, right
 NUM_INSTRUMENT_CLASSES = 7  # 6 instruments + "empty"
@@ -105,21 +105,23 @@ class TextPretraining(nn.Module):
         super().__init__()
         self.language_model = model.language_model
         self.pad_token_id = model.config.text_config.pad_token_id or 0
+        # the caption takes the place of the media tokens in the model's prompt order
+        self.question_first = model.config.prompt_order.index("text") == 0
 
     def forward(self, caption_ids, caption_mask, input_ids, attention_mask, labels) -> torch.Tensor:
         embed = self.language_model.get_input_embeddings()
+        parts = [(caption_ids, caption_mask), (input_ids, attention_mask)]
+        if self.question_first:
+            parts.reverse()
+        prompt, prompt_mask = left_pad(embed(torch.cat([p[0] for p in parts], 1)), torch.cat([p[1] for p in parts], 1))
         answer_ids = labels.masked_fill(labels < 0, self.pad_token_id)
-        ids = torch.cat([caption_ids, input_ids, answer_ids], dim=1)
-        mask = torch.cat([caption_mask, attention_mask, (labels >= 0).long()], dim=1)
+        embeds = torch.cat([prompt, embed(answer_ids)], dim=1)
+        mask = torch.cat([prompt_mask, (labels >= 0).long()], dim=1)
         position_ids = (mask.cumsum(dim=1) - 1).clamp_min(0)
-        logits = self.language_model(inputs_embeds=embed(ids), attention_mask=mask, position_ids=position_ids).logits
-        # answer token j is predicted at the position before it; question padding sits before the answer
-        start = caption_ids.shape[1] + input_ids.shape[1] - 1
-        last_question = attention_mask.sum(dim=1) - 1 + caption_ids.shape[1]  # (batch,)
-        # gather the logits at the last real question token, then at the answer positions
-        first = logits[torch.arange(logits.shape[0]), last_question].unsqueeze(1)
-        rest = logits[:, start + 1 : start + labels.shape[1]]
-        answer_logits = torch.cat([first, rest], dim=1)
+        logits = self.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids).logits
+        # answer token j is predicted at the position before it (the prompt ends on a real token)
+        start = prompt.shape[1] - 1
+        answer_logits = logits[:, start : start + labels.shape[1]]
         return F.cross_entropy(answer_logits.float().flatten(0, 1), labels.flatten())
 
 

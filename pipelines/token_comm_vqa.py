@@ -1,0 +1,601 @@
+"""TokenCommVQAPipeline: audio-visual question answering over simulated wireless links (task `"token-comm-vqa"`).
+
+One call sends a clip's video tokens, audio tokens and question tokens from their devices over their own links
+(TokCom letter, Sec. II, eqs. 4-6) and answers at the base station with [`TokComForAVQA`]. Each link's SNR and
+each modality's token length come either from the caller (`snr_db=...`) or from the resource allocator
+(`network=...`, problem 16 solved by `tokcom.pipelines.allocation.allocate`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from scipy.io import wavfile
+from scipy.signal import resample_poly
+from transformers import AutoFeatureExtractor, AutoTokenizer, Pipeline
+
+from tokcom.modeling.channel import CHANNEL_TYPES, dbm_to_w, received_snr_db, resolve_gain, shannon_rate_bps
+from tokcom.modeling.configuration_tokcom import MODALITIES
+from tokcom.modeling.processing_tokcom import TokComProcessor
+
+from .allocation import METHODS, TEXT_LINK_DEFAULTS, allocate
+
+TASK = "token-comm-vqa"
+LINKS = (*MODALITIES, "text")  # ("visual", "audio", "text"), the order of the LLM prompt (eq. 8)
+# Distance of the question's device to the base station when `network["text"]` gives no channel gain. The letter
+# fixes the text link's bandwidth and power (Sec. V, `TEXT_LINK_DEFAULTS`) but not its distance; 0.4 km is the
+# middle of Table I's device distances, d in [0.3, 0.5] km.
+TEXT_LINK_DEFAULT_DISTANCE_KM = 0.4
+INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
+AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")
+TEXT_LINK_KEYS = ("bandwidth_hz", "power_dbm", "power_w", "distance_km", "gain_db", "gain")
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+_LINK_PARAMETERS = ("snr_db", "network", "method", "num_visual_tokens", "num_audio_tokens")
+
+
+class TokenCommVQAPipeline(Pipeline):
+    r"""Answer a question about a video clip and its audio after sending all three over wireless links.
+
+    Build it with `pipeline("token-comm-vqa", model=PATH)` after `import tokcom` (no `model`: the embedded default
+    checkpoint, `tokcom.defaults.default_model_path()`). The processor is loaded from the model's folder
+    (`TokComProcessor.from_pretrained(model.name_or_path)`) unless `processor=` (or `tokenizer=` /
+    `feature_extractor=`, replacing that part of it) is given.
+
+    Inputs: a dict, or a list of dicts, with
+        - `video`: uint8 frames `(frames, height, width, 3)`, or a folder of `*.png`/`*.jpg` frames (read in sorted
+          file-name order: name them with zero-padded numbers);
+        - `audio`: a float waveform `(samples,)` with its rate, either `{"array": ..., "sampling_rate": 16000}` or
+          `audio=array, sampling_rate=16000` in the input dict; the rate must be the processor's (16 kHz for the
+          tiny preset). Or a path to a `.wav` file (read with scipy, mixed down to mono, resampled when needed);
+        - `question`: a string.
+
+    Parameters (at construction or per call):
+        snr_db (`float` or `dict`, *optional*): SNR [dB] of every link, in `(-inf, inf]`, or a dict per link
+            `{"visual", "audio", "text"}` (missing links use the config's default). Without `snr_db` and `network`,
+            every link uses `model.config.channel_config.snr_db`.
+        num_visual_tokens, num_audio_tokens (`int`, *optional*): token lengths s_m in `[1, max]` with `snr_db`
+            (default: the config's `max_visual_tokens` / `max_audio_tokens`).
+        network (`dict`, *optional*): the uplink as a problem dict of `tokcom.pipelines.allocation.allocate`
+            (`bandwidth_hz`, `power_dbm` or `power_w`, `weight`, optional `noise_dbm_per_hz` and `bits_per_token`,
+            `devices` named `"visual"` and `"audio"` with `distance_km` | `gain_db` | `gain`), without `phi` and
+            `tokens_max`, which come from `model.config.performance_model` and `max_visual_tokens`/
+            `max_audio_tokens`; `bits_per_token` defaults to `model.config.bits_per_token`. The allocator chooses
+            each device's bandwidth, power and integer token length; each link's SNR is the allocator's received SNR
+            `h p / (N0 B)` (eq. 13). The question goes over its own dedicated link (paper Sec. V), set by
+            `network["text"] = {"bandwidth_hz", "power_dbm" | "power_w", "distance_km" | "gain_db" | "gain"}`
+            (defaults: 0.5 MHz, 15 dBm, 0.4 km); its latency is `question tokens * q / rate` (eq. 14).
+        method (`str`, *optional*, defaults to `"proposed"`): the allocator's method, with `network`.
+        channel_type (`str`, *optional*): `"awgn"`, `"rayleigh"` or `"none"` for this call (default: the config's);
+            with `"none"` the links are noiseless and the reported `snr_db` is only what the plan assumed.
+        seed (`int`, *optional*): seeds the channel noise; every model call (one batch) draws from
+            `torch.Generator(device).manual_seed(seed)`, so results repeat for the same inputs and `batch_size`
+            (a sample's noise depends on the other samples of its batch).
+        max_new_tokens (`int`, *optional*): answer length budget (default: `config.answer_max_new_tokens`).
+
+    Returns:
+        One dict per input: `{"answer": str, "score": float (probability of the greedy answer), "transmission":
+        {"visual": {"tokens", "bandwidth_hz", "power_w", "snr_db", "latency_s"}, "audio": {...}, "text": {...},
+        "latency_s": the slowest link (links are parallel), "channel_uses": complex symbols sent
+        (tokens * ceil(d_T / 2) summed over links), "method": the allocator's method or None}}`. With `snr_db`
+        (or no mode) the bandwidth, power and latency fields are `None`: they are not known.
+
+    Example (runs when the embedded default is installed; any checkpoint folder works as `model=`):
+
+    >>> import numpy as np
+    >>> import tokcom  # registers "token-comm-vqa"
+    >>> from transformers import pipeline
+    >>> vqa = pipeline("token-comm-vqa", device="cpu")
+    >>> clip = {"video": np.zeros((8, 32, 32, 3), np.uint8), "question": "how many instruments are sounding?",
+    ...         "audio": {"array": np.zeros(16000, np.float32), "sampling_rate": 16000}}
+    >>> out = vqa(clip, snr_db=10.0, seed=0)
+    >>> sorted(out["transmission"])
+    ['audio', 'channel_uses', 'latency_s', 'method', 'text', 'visual']
+    >>> network = {"bandwidth_hz": 3e6, "power_dbm": 23.0, "weight": 0.6,
+    ...            "devices": [{"name": "visual", "distance_km": 0.35}, {"name": "audio", "distance_km": 0.45}]}
+    >>> out = vqa(clip, network=network, seed=0)
+    >>> out["transmission"]["method"], out["transmission"]["text"]["bandwidth_hz"]
+    ('proposed', 500000.0)
+    """
+
+    # The only preprocessing class is the TokComProcessor, loaded in `__init__`: `pipeline()` must not guess
+    # tokenizers, feature extractors or processors from the model folder (AutoProcessor cannot build this one).
+    _load_processor = False
+    _load_image_processor = False
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(
+        self,
+        model,
+        tokenizer=None,
+        feature_extractor=None,
+        image_processor=None,
+        video_processor=None,
+        processor=None,
+        **kwargs,
+    ):
+        for name, value in (("image_processor", image_processor), ("video_processor", video_processor)):
+            if value is not None:
+                raise ValueError(f"`{name}` is not used by the {TASK!r} pipeline; pass `processor=` instead.")
+        if not (hasattr(model, "answer") and hasattr(getattr(model, "config", None), "max_tokens")):
+            raise ValueError(f"`model` must be a TokComForAVQA, got {type(model).__name__}.")
+        processor = _resolve_processor(model, processor, tokenizer, feature_extractor)
+        super().__init__(
+            model,
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+            processor=processor,
+            **kwargs,
+        )
+        if "plan" not in self._postprocess_params:  # neither mode given at construction: the config's SNR
+            forward, self._postprocess_params["plan"] = self._link_plan()
+            self._forward_params.update(forward)
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """`Pipeline.save_pretrained` (model, tokenizer, feature extractor, `custom_pipelines` in config.json, the
+        pipeline code) plus the whole processor (`processor_config.json`), which the base class does not save."""
+        super().save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory)
+
+    # ------------------------------------------------------------------ parameters
+
+    def _sanitize_parameters(
+        self,
+        snr_db=None,
+        network=None,
+        method=None,
+        num_visual_tokens=None,
+        num_audio_tokens=None,
+        channel_type=None,
+        seed=None,
+        max_new_tokens=None,
+        local_files_only=None,  # consumed by `pipeline()`, which passes it on
+        **unknown,
+    ):
+        if unknown:
+            allowed = [*_LINK_PARAMETERS, "channel_type", "seed", "max_new_tokens", "batch_size", "num_workers"]
+            raise ValueError(f"Unknown argument(s) {sorted(unknown)} for the {TASK!r} pipeline; allowed: {allowed}.")
+        forward_params, postprocess_params = {}, {}
+        # the link parameters form one group: given together at a call, they replace the construction's plan whole
+        if any(value is not None for value in (snr_db, network, method, num_visual_tokens, num_audio_tokens)):
+            forward, postprocess_params["plan"] = self._link_plan(
+                snr_db, network, method, num_visual_tokens, num_audio_tokens
+            )
+            forward_params.update(forward)
+        if channel_type is not None:
+            if channel_type not in CHANNEL_TYPES:
+                raise ValueError(f"`channel_type` must be one of {CHANNEL_TYPES}, got {channel_type!r}.")
+            forward_params["channel_type"] = channel_type
+        if seed is not None:
+            forward_params["seed"] = _integer(seed, "seed", low=0)
+        if max_new_tokens is not None:
+            forward_params["max_new_tokens"] = _integer(max_new_tokens, "max_new_tokens", low=1)
+        return {}, forward_params, postprocess_params
+
+    def _link_plan(self, snr_db=None, network=None, method=None, num_visual_tokens=None, num_audio_tokens=None):
+        """The links of this call: model arguments (`snr_db` per link, token lengths) and the report's fields."""
+        config = self.model.config
+        if network is not None:
+            if snr_db is not None:
+                raise ValueError(
+                    "Give either `snr_db` (same SNR on every link) or `network` (allocated SNRs), not both."
+                )
+            for name, value in (("num_visual_tokens", num_visual_tokens), ("num_audio_tokens", num_audio_tokens)):
+                if value is not None:
+                    raise ValueError(
+                        f"`{name}` cannot be combined with `network`: the allocator chooses the token lengths."
+                    )
+            plan = self._allocate(network, "proposed" if method is None else method)
+        else:
+            if method is not None:
+                raise ValueError("`method` selects the allocator's method and needs `network`.")
+            default_snr_db = float(config.channel_config.snr_db)
+            if isinstance(snr_db, dict):
+                unknown = sorted(set(snr_db) - set(LINKS))
+                if unknown:
+                    raise ValueError(f"`snr_db` keys must be among {LINKS}, got {unknown}.")
+                snrs = {link: _snr(snr_db.get(link, default_snr_db), f"snr_db[{link!r}]") for link in LINKS}
+            else:
+                snrs = dict.fromkeys(LINKS, default_snr_db if snr_db is None else _snr(snr_db, "snr_db"))
+            tokens = {
+                "visual": _token_length(num_visual_tokens, "num_visual_tokens", config.max_tokens("visual")),
+                "audio": _token_length(num_audio_tokens, "num_audio_tokens", config.max_tokens("audio")),
+                "text": None,  # the question's own length, known per input
+            }
+            # bandwidth, power and latency are unknown without a network
+            links = {
+                link: dict(tokens=tokens[link], bandwidth_hz=None, power_w=None, snr_db=snrs[link], latency_s=None)
+                for link in LINKS
+            }
+            plan = {"method": None, "links": links, "bits_per_token": config.bits_per_token, "text_rate_bps": None}
+        forward = {
+            "snr_db": {link: plan["links"][link]["snr_db"] for link in LINKS},
+            "num_visual_tokens": plan["links"]["visual"]["tokens"],
+            "num_audio_tokens": plan["links"]["audio"]["tokens"],
+        }
+        return forward, plan
+
+    def _allocate(self, network, method: str) -> dict:
+        """Problem (16) for `network` with phi and S^max from the model config, then the dedicated text link."""
+        config = self.model.config
+        if not isinstance(network, dict):
+            raise ValueError(f"`network` must be a dict (a problem of `allocate`), got {type(network).__name__}.")
+        if method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+        if config.performance_model is None:
+            raise ValueError(
+                "`network` needs the fitted performance model phi_m(s) of eq. (15), but this checkpoint's config has "
+                "none (`performance_model` is None). Fit one with `tokcom evaluate --fit-performance-model`, which "
+                "writes it into the checkpoint, or use `snr_db=` instead."
+            )
+        # 1. devices: names fixed to the modalities, phi and S^max from the config
+        devices = network.get("devices")
+        if not isinstance(devices, (list, tuple)) or len(devices) == 0:
+            raise ValueError(f"`network.devices` must be a list of device dicts named {MODALITIES}, got {devices!r}.")
+        problem_devices, names = [], []
+        for index, device in enumerate(devices):
+            where = f"network.devices[{index}]"
+            if not isinstance(device, dict):
+                raise ValueError(f"`{where}` must be a dict, got {type(device).__name__}.")
+            name = device.get("name")
+            if name not in MODALITIES:
+                raise ValueError(f"`{where}.name` must be one of {MODALITIES}, got {name!r}.")
+            for key in ("phi", "tokens_max"):
+                if key in device:
+                    raise ValueError(
+                        f"`{where}.{key}` comes from the model config (`performance_model`, `max_{name}_tokens`); "
+                        "remove it."
+                    )
+            phi = config.performance_model.get(name)
+            if phi is None:
+                raise ValueError(
+                    f"The checkpoint's `performance_model` has no phi for {name!r}; refit it with "
+                    "`tokcom evaluate --fit-performance-model`."
+                )
+            phi = {key: phi[key] for key in ("alpha", "beta", "gamma")}
+            problem_devices.append({**device, "tokens_max": config.max_tokens(name), "phi": phi})
+            names.append(name)
+        if sorted(names) != sorted(MODALITIES):
+            raise ValueError(f"`network.devices` must name each of {MODALITIES} exactly once, got {names}.")
+        problem = {key: value for key, value in network.items() if key != "text"}
+        problem["devices"] = problem_devices
+        problem.setdefault("bits_per_token", config.bits_per_token)
+
+        # 2. bandwidth, power and integer token lengths (problem 16); SNR h p / (N0 B) per device (eq. 13)
+        try:
+            result = allocate(problem, method)
+        except ValueError as error:
+            raise ValueError(f"Invalid `network`: {error}") from error
+        links = {}
+        for record in result["devices"]:
+            if not (record["power_w"] > 0 and record["bandwidth_hz"] > 0 and math.isfinite(record["latency_s"])):
+                raise ValueError(
+                    f"Method {method!r} leaves the {record['name']!r} device without bandwidth or power (infinite "
+                    "latency), so its tokens cannot be sent; choose another `method`."
+                )
+            links[record["name"]] = {
+                key: record[key] for key in ("tokens", "bandwidth_hz", "power_w", "snr_db", "latency_s")
+            }
+
+        # 3. the question's dedicated link (paper Sec. V), outside problem (16)
+        noise_dbm_per_hz = float(problem.get("noise_dbm_per_hz", -174.0))  # validated by `allocate`
+        text = _text_link(network.get("text", {}), noise_dbm_per_hz)
+        links["text"] = {
+            "tokens": None,
+            "bandwidth_hz": text["bandwidth_hz"],
+            "power_w": text["power_w"],
+            "snr_db": text["snr_db"],
+            "latency_s": None,  # question tokens * q / rate, per input
+        }
+        return {
+            "method": method,
+            "links": links,
+            "bits_per_token": float(problem["bits_per_token"]),
+            "text_rate_bps": text["rate_bps"],
+        }
+
+    # ------------------------------------------------------------------ steps
+
+    def preprocess(self, inputs) -> dict:
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                f"Each input must be a dict with 'video', 'audio' and 'question', got {type(inputs).__name__}."
+            )
+        unknown = sorted(set(inputs) - set(INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"Unknown input key(s) {unknown}; allowed: {list(INPUT_KEYS)}.")
+        for key in ("video", "audio", "question"):
+            if inputs.get(key) is None:
+                raise ValueError(f"`{key}` is missing from the input; give 'video', 'audio' and 'question'.")
+        question = inputs["question"]
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"`question` must be a non-empty string, got {question!r}.")
+        video = _load_video(inputs["video"])
+        audio = self._load_audio(inputs["audio"], inputs.get("sampling_rate"))
+        rate = self.processor.feature_extractor.sampling_rate
+        batch = self.processor(text=[question], videos=[video], audio=[audio], sampling_rate=rate)
+        question_tokens = batch["attention_mask"].sum(dim=1)
+        if int(question_tokens[0]) == 0:
+            raise ValueError(f"`question` gives no tokens, got {question!r}.")
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "pixel_values_videos": batch["pixel_values_videos"].to(self.dtype),
+            "input_values": batch["input_values"].to(self.dtype),
+            "question_tokens": question_tokens,
+        }
+
+    def _forward(
+        self,
+        model_inputs,
+        snr_db=None,
+        num_visual_tokens=None,
+        num_audio_tokens=None,
+        channel_type=None,
+        seed=None,
+        max_new_tokens=None,
+    ) -> dict:
+        generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        output = self.model.answer(
+            input_ids=model_inputs["input_ids"],
+            attention_mask=model_inputs["attention_mask"],
+            pixel_values_videos=model_inputs["pixel_values_videos"],
+            input_values=model_inputs["input_values"],
+            snr_db=snr_db,
+            num_visual_tokens=num_visual_tokens,
+            num_audio_tokens=num_audio_tokens,
+            generator=generator,
+            channel_type=channel_type,
+            max_new_tokens=max_new_tokens,
+        )
+        # the question's length rides along: the text link's report needs it
+        return {
+            "sequences": output.sequences,
+            "scores": output.scores,
+            "question_tokens": model_inputs["question_tokens"],
+        }
+
+    def postprocess(self, model_outputs, plan: dict) -> dict:
+        links = {link: dict(values) for link, values in plan["links"].items()}
+        # the question's length is known only now: its tokens and, with a network, its latency (eq. 14)
+        question_tokens = int(model_outputs["question_tokens"].reshape(-1)[0])
+        links["text"]["tokens"] = question_tokens
+        if plan["text_rate_bps"] is not None:
+            links["text"]["latency_s"] = question_tokens * plan["bits_per_token"] / plan["text_rate_bps"]
+        latencies = [links[link]["latency_s"] for link in LINKS]
+        symbols_per_token = math.ceil(self.model.config.text_config.hidden_size / 2)  # d_T reals -> complex (eq. 4)
+        return {
+            "answer": self.processor.batch_decode(model_outputs["sequences"])[0],
+            "score": float(model_outputs["scores"].reshape(-1)[0]),
+            "transmission": {
+                **{link: links[link] for link in LINKS},
+                "latency_s": None if None in latencies else max(latencies),
+                "channel_uses": symbols_per_token * sum(links[link]["tokens"] for link in LINKS),
+                "method": plan["method"],
+            },
+        }
+
+    # ------------------------------------------------------------------ inputs
+
+    def _load_audio(self, audio, sampling_rate) -> np.ndarray:
+        """The input's waveform as float32 mono at the processor's rate; a .wav path is resampled, an array is not."""
+        expected = int(self.processor.feature_extractor.sampling_rate)
+        if isinstance(audio, dict):
+            unknown = sorted(set(audio) - set(AUDIO_DICT_KEYS))
+            if unknown:
+                raise ValueError(f"Unknown key(s) {unknown} in `audio`; allowed: {list(AUDIO_DICT_KEYS)}.")
+            if audio.get("array") is not None:
+                inner = audio.get("sampling_rate")
+                if inner is not None and sampling_rate is not None and inner != sampling_rate:
+                    raise ValueError(
+                        f"`sampling_rate` ({sampling_rate}) and `audio['sampling_rate']` ({inner}) disagree."
+                    )
+                sampling_rate = inner if inner is not None else sampling_rate
+                audio = audio["array"]
+            elif audio.get("path") is not None:
+                audio = audio["path"]
+            else:
+                raise ValueError("`audio` as a dict needs 'array' and 'sampling_rate' (or 'path' to a .wav file).")
+        if isinstance(audio, (str, os.PathLike)):
+            if sampling_rate is not None:
+                raise ValueError("`sampling_rate` is read from the .wav file; do not give it with an `audio` path.")
+            return _read_wav(audio, expected)
+        if sampling_rate is None:
+            raise ValueError(
+                f"`sampling_rate` is missing: give the waveform's rate ({expected} Hz), e.g. "
+                f"`{{'array': wave, 'sampling_rate': {expected}}}`."
+            )
+        if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, numbers.Real) or sampling_rate != expected:
+            raise ValueError(
+                f"`sampling_rate` must be {expected} Hz for an in-memory waveform, got {sampling_rate!r}; resample it "
+                "first (a .wav path is resampled for you)."
+            )
+        wave = np.asarray(audio)
+        if wave.ndim != 1:
+            raise ValueError(f"`audio` must be a mono waveform of shape (samples,), got shape {wave.shape}.")
+        return _check_wave(_pcm_to_float(wave), "audio")
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers (plain functions: inputs and parameters -> validated values)
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve_processor(model, processor, tokenizer, feature_extractor) -> TokComProcessor:
+    """The given processor, or `TokComProcessor.from_pretrained(model.name_or_path)`; `tokenizer`/`feature_extractor`
+    (objects or paths) replace its parts."""
+    if isinstance(tokenizer, TokComProcessor) and processor is None:  # a processor passed as `tokenizer`
+        processor, tokenizer = tokenizer, None
+    if processor is None:
+        source = getattr(model, "name_or_path", None) or ""
+        try:
+            processor = TokComProcessor.from_pretrained(source)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"No TokComProcessor found at the model's `name_or_path` ({source!r}); pass `processor=`."
+            ) from error
+    elif isinstance(processor, (str, os.PathLike)):
+        processor = TokComProcessor.from_pretrained(processor)
+    for attribute in ("tokenizer", "feature_extractor", "process_videos", "process_audio", "batch_decode"):
+        if not hasattr(processor, attribute):
+            raise ValueError(f"`processor` must be a TokComProcessor, got {type(processor).__name__}.")
+    if isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    if isinstance(feature_extractor, (str, os.PathLike)):
+        feature_extractor = AutoFeatureExtractor.from_pretrained(feature_extractor)
+    if tokenizer is not None or feature_extractor is not None:
+        processor = TokComProcessor(
+            feature_extractor if feature_extractor is not None else processor.feature_extractor,
+            tokenizer if tokenizer is not None else processor.tokenizer,
+            num_frames=processor.num_frames,
+            frame_size=processor.frame_size,
+            video_mean=processor.video_mean,
+            video_std=processor.video_std,
+        )
+    vocab_size = model.config.text_config.vocab_size
+    if len(processor.tokenizer) > vocab_size:
+        raise ValueError(
+            f"The tokenizer has {len(processor.tokenizer)} tokens but the model's vocabulary only {vocab_size}: "
+            "they do not belong together."
+        )
+    return processor
+
+
+def _integer(value, field: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"`{field}` must be an integer >= {low}, got {value!r}.")
+    return int(value)
+
+
+def _token_length(value, field: str, maximum: int) -> int:
+    if value is None:
+        return maximum
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= maximum:
+        raise ValueError(f"`{field}` must be an integer in [1, {maximum}], got {value!r}.")
+    return int(value)
+
+
+def _snr(value, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value == -math.inf:
+        raise ValueError(f"`{field}` must be a number in (-inf, inf] [dB], got {value!r}.")
+    return float(value)
+
+
+def _number(mapping: dict, key: str, where: str, *, positive: bool) -> float:
+    value = mapping[key]
+    kind = "> 0" if positive else "finite"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or (
+        positive and value <= 0
+    ):
+        raise ValueError(f"`{where}.{key}` must be a number {kind}, got {value!r}.")
+    return float(value)
+
+
+def _text_link(text, noise_dbm_per_hz: float) -> dict:
+    """Bandwidth [Hz], power [W], SNR [dB] and rate [bit/s] of the question's link from `network["text"]`."""
+    where = "network.text"
+    if not isinstance(text, dict):
+        raise ValueError(f"`{where}` must be a dict with keys among {TEXT_LINK_KEYS}, got {type(text).__name__}.")
+    unknown = sorted(set(text) - set(TEXT_LINK_KEYS))
+    if unknown:
+        raise ValueError(f"Unknown field(s) {unknown} in `{where}`; allowed: {list(TEXT_LINK_KEYS)}.")
+    settings = {**TEXT_LINK_DEFAULTS, "distance_km": TEXT_LINK_DEFAULT_DISTANCE_KM}
+    if "power_w" in text and "power_dbm" in text:
+        raise ValueError(f"Give only one of `{where}.power_w` and `{where}.power_dbm`.")
+    gains = [key for key in ("distance_km", "gain_db", "gain") if key in text]
+    if len(gains) > 1:
+        raise ValueError(f"Give only one of `{where}.distance_km`, `{where}.gain_db`, `{where}.gain`; got {gains}.")
+    bandwidth_hz = _number(text, "bandwidth_hz", where, positive=True) if "bandwidth_hz" in text else float(
+        settings["bandwidth_hz"]
+    )
+    if "power_w" in text:
+        power_w = _number(text, "power_w", where, positive=True)
+    else:
+        power_dbm = _number(text, "power_dbm", where, positive=False) if "power_dbm" in text else settings["power_dbm"]
+        power_w = float(dbm_to_w(power_dbm))
+    key = gains[0] if gains else "distance_km"
+    value = _number(text, key, where, positive=key != "gain_db") if gains else settings["distance_km"]
+    gain = float(resolve_gain(**{key: value}))
+    return {
+        "bandwidth_hz": bandwidth_hz,
+        "power_w": power_w,
+        "snr_db": float(received_snr_db(power_w, bandwidth_hz, gain=gain, noise_dbm_per_hz=noise_dbm_per_hz)),
+        "rate_bps": float(shannon_rate_bps(power_w, bandwidth_hz, gain, noise_dbm_per_hz)),
+    }
+
+
+def _load_video(video) -> np.ndarray:
+    """uint8 frames `(frames, height, width, 3)` from an array or a folder of frame images."""
+    if isinstance(video, (str, os.PathLike)):
+        folder = Path(video)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"`video` folder not found: {folder}.")
+        files = sorted(path for path in folder.iterdir() if path.suffix.lower() in FRAME_SUFFIXES)
+        if not files:
+            raise ValueError(f"`video` folder {folder} holds no frame images ({', '.join(FRAME_SUFFIXES)}).")
+        frames = []
+        for path in files:
+            with Image.open(path) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        shapes = sorted({frame.shape for frame in frames})
+        if len(shapes) > 1:
+            raise ValueError(f"`video` frames in {folder} must all have the same size, got {shapes}.")
+        return np.stack(frames)
+    frames = np.asarray(video)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
+        raise ValueError(
+            f"`video` must be uint8 frames of shape (frames >= 1, height, width, 3) or a folder of frames, "
+            f"got shape {frames.shape}."
+        )
+    if frames.dtype != np.uint8:
+        raise ValueError(f"`video` frames must be uint8 in [0, 255], got dtype {frames.dtype}.")
+    return frames
+
+
+def _pcm_to_float(wave: np.ndarray) -> np.ndarray:
+    """Integer PCM -> float32 in [-1, 1]; float waveforms are cast to float32."""
+    if wave.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
+        return (wave.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(wave.dtype, np.integer):
+        return wave.astype(np.float32) / float(np.iinfo(wave.dtype).max + 1)
+    if np.issubdtype(wave.dtype, np.floating):
+        return wave.astype(np.float32)
+    raise ValueError(f"`audio` must hold numbers, got dtype {wave.dtype}.")
+
+
+def _check_wave(wave: np.ndarray, field: str) -> np.ndarray:
+    if wave.size == 0:
+        raise ValueError(f"`{field}` is empty: give a non-empty waveform.")
+    if not np.isfinite(wave).all():
+        raise ValueError(f"`{field}` holds NaN or infinite samples.")
+    return wave
+
+
+def _read_wav(path, sampling_rate: int) -> np.ndarray:
+    """A .wav file -> float32 mono at `sampling_rate` (channels averaged, polyphase resampling)."""
+    path = Path(path)
+    if path.suffix.lower() != ".wav":
+        raise ValueError(f"`audio` path must be a .wav file, got {path}.")
+    if not path.is_file():
+        raise FileNotFoundError(f"`audio` file not found: {path}.")
+    try:
+        rate, data = wavfile.read(path)
+    except ValueError as error:
+        raise ValueError(f"`audio` file {path} could not be read as WAV: {error}") from error
+    wave = _pcm_to_float(np.asarray(data))
+    if wave.ndim == 2:  # (samples, channels)
+        wave = wave.mean(axis=1)
+    if rate != sampling_rate:
+        common = math.gcd(int(rate), sampling_rate)
+        wave = resample_poly(wave, sampling_rate // common, int(rate) // common).astype(np.float32)
+    return _check_wave(wave, "audio")
+
+
+__all__ = ["TASK", "TEXT_LINK_DEFAULT_DISTANCE_KM", "TokenCommVQAPipeline"]
