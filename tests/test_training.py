@@ -124,3 +124,19 @@ def test_two_cpu_processes_really_train_distributed_and_stay_identical(tmp_path)
     assert all(stage["num_processes"] == 2 for stage in log["stages"])
     assert len(log["rank_parameter_digests"]) == 2
     assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]
+
+
+def test_model_card_is_generated_from_the_evaluation(smoke_model):
+    from huggingface_hub import ModelCard
+
+    from tokcom.training.model_card import write_model_card
+
+    output, final = smoke_model
+    report = evaluate(final, snr_db=[0.0, 20.0], num_samples=8, progress=False)
+    log = json.loads((output / "training_log.json").read_text())
+    path = write_model_card(final, report, "tokcom evaluate ...", log)
+    card = ModelCard.load(path)
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "visual-question-answering"
+    values = [r.metric_value for r in card.data.eval_results]
+    assert values == [round(r["accuracy"], 4) for r in report["results"]]
+    assert f"{report['results'][1]['accuracy']:.3f}" in card.text
