@@ -335,6 +335,21 @@ class TokComForAVQA(TokComPreTrainedModel):
 
     # ------------------------------------------------------------------ stage 2 and inference
 
+    def _send_and_concatenate(
+        self, pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
+        num_visual_tokens, num_audio_tokens, generator, channel_type,
+    ) -> tuple[dict, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Every link, then U (eq. 8): returns the received links, the prompt `(batch, length, d_T)` and its mask."""
+        links = self.transmit_and_receive(
+            pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
+            num_visual_tokens, num_audio_tokens, generator, channel_type,
+        )  # fmt: skip
+        if not links:
+            raise ValueError("Give at least one of `pixel_values_videos`, `input_values`, `input_ids`.")
+        first = next(iter(links.values()))
+        prompt, mask = self._prompt(links, attention_mask, first.shape[0], first.device)
+        return links, prompt, mask
+
     def _prompt(self, links: dict, attention_mask: torch.Tensor | None, batch: int, device) -> tuple:
         """U of eq. (8): concatenate the received tokens in `config.prompt_order` (paper: visual, audio, text) and
         build the matching attention mask. Padding is moved to the left so that the prompt always ends on a real
@@ -381,13 +396,11 @@ class TokComForAVQA(TokComPreTrainedModel):
             generator (`torch.Generator`, *optional*): noise and fading draws.
             channel_type (`str`, *optional*): `"awgn"`, `"rayleigh"` or `"none"` for this call.
         """
-        links = self.transmit_and_receive(
+        links, prompt, prompt_mask = self._send_and_concatenate(
             pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
             num_visual_tokens, num_audio_tokens, generator, channel_type,
         )  # fmt: skip
-        batch = next(v for v in links.values()).shape[0]
-        device = next(v for v in links.values()).device
-        prompt, prompt_mask = self._prompt(links, attention_mask, batch, device)
+        batch = prompt.shape[0]
         embeds, mask = prompt, prompt_mask
         if labels is not None:
             if labels.dim() != 2 or labels.shape[0] != batch:
@@ -436,13 +449,11 @@ class TokComForAVQA(TokComPreTrainedModel):
         max_new_tokens = max_new_tokens or self.config.answer_max_new_tokens
         eos_token_id = self.config.text_config.eos_token_id
         pad_token_id = self.config.text_config.pad_token_id or 0
-        links = self.transmit_and_receive(
+        _, embeds, mask = self._send_and_concatenate(
             pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
             num_visual_tokens, num_audio_tokens, generator, channel_type,
         )  # fmt: skip
-        batch = next(v for v in links.values()).shape[0]
-        device = next(v for v in links.values()).device
-        embeds, mask = self._prompt(links, attention_mask, batch, device)
+        batch, device = embeds.shape[0], embeds.device
         position_ids = (mask.cumsum(dim=1) - 1).clamp_min(0)
         out = self.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=True)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
