@@ -46,6 +46,11 @@ from tokcom.training.synthetic_corpus import build_synthetic_corpus
 PROGRESS_FILE = "progress.json"
 
 
+def training_seed(recipe: dict) -> int:
+    """Seed of initialization, batches and channel draws: `training_seed`, else `seed` (which also fixes the data)."""
+    return int(recipe.get("training_seed", recipe.get("seed", 0)))
+
+
 def _links_snr(rng: np.random.Generator, snr_range, size: int) -> dict[str, torch.Tensor]:
     low, high = snr_range
     return {link: torch.from_numpy(rng.uniform(low, high, size).astype(np.float32)) for link in ("visual", "audio", "text")}
@@ -82,7 +87,7 @@ class StageRunner:
         self.processor = processor
         self.corpus = corpus
         self.output_dir = output_dir
-        self.seed = int(recipe.get("seed", 0))
+        self.seed = training_seed(recipe)
         self.channel = recipe.get("channel", {})
         self.step_budget: int | None = None  # optimization steps left in this invocation (None: unlimited)
 
@@ -209,7 +214,8 @@ def train(
     init_model: str | None = None,
     max_steps: int | None = None,
 ) -> Path | None:
-    """Run `stages` of `recipe`; writes `<output_dir>/model` (weights, config, processor) and `training_log.json`.
+    """Run `stages` of `recipe`; writes `<output_dir>/model` (weights, config, processor), `training_log.json`, and
+    a snapshot after each finished stage in `<output_dir>/stages/<stage>`.
 
     Stages already recorded as done in `<output_dir>/progress.json` are skipped when `resume=True`, and a stage
     that was stopped continues from its saved accelerate state. `max_steps` bounds the optimization steps of this
@@ -222,8 +228,7 @@ def train(
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"`stages` must be among {STAGES}, got {unknown}.")
-    seed = int(recipe.get("seed", 0))
-    set_seed(seed)
+    set_seed(training_seed(recipe))
     torch.set_num_threads(int(recipe.get("num_threads", torch.get_num_threads())))
     progress_path = output_dir / PROGRESS_FILE
     progress = json.loads(progress_path.read_text()) if resume and progress_path.exists() else {"done": [], "logs": []}
@@ -254,6 +259,9 @@ def train(
         if is_main:
             runner.model.save_pretrained(work_dir)
             processor.save_pretrained(work_dir)
+            # a snapshot per finished stage, e.g. to start ablations from the pretrained model
+            runner.model.save_pretrained(output_dir / "stages" / stage)
+            processor.save_pretrained(output_dir / "stages" / stage)
             _write_json(progress_path, progress)
     # every rank reports a digest of its parameters: after DDP training they must all be identical
     accelerator = Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")
