@@ -140,3 +140,20 @@ def test_model_card_is_generated_from_the_evaluation(smoke_model):
     values = [r.metric_value for r in card.data.eval_results]
     assert values == [round(r["accuracy"], 4) for r in report["results"]]
     assert f"{report['results'][1]['accuracy']:.3f}" in card.text
+
+
+def test_performance_model_fit_is_written_into_the_checkpoint(smoke_model, tmp_path):
+    import shutil
+
+    from tokcom.modeling import TokComConfig
+    from tokcom.training.evaluate_tokcom import fit_performance_models
+
+    _, final = smoke_model
+    copy = tmp_path / "model"
+    shutil.copytree(final, copy)
+    fit = fit_performance_models(copy, token_lengths={"visual": [1, 4, 16, 64], "audio": [1, 4, 32]}, num_samples=8)
+    assert [r["tokens"] for r in fit["measurements"]["visual"]] == [1, 4, 16, 64]
+    assert all(r["loss"] > 0 for r in fit["measurements"]["audio"])
+    written = TokComConfig.from_pretrained(copy).performance_model
+    assert written == fit["performance_model"]
+    assert all(set(phi) == {"alpha", "beta", "gamma"} and min(phi.values()) >= 0 for phi in written.values())

@@ -44,7 +44,7 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
     }
     command = f"python -m tokcom.training.build_default --recipe {recipe_name} --num-samples {num_samples}"
     training_log = json.loads((work_dir / "training_log.json").read_text())
-    write_model_card(model_dir, reports["awgn"], command, training_log)  # 4.
+    write_model_card(model_dir, reports["awgn"], command, training_log, name=DEFAULT_AVQA_MODEL)  # 4.
     results_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "command": command,

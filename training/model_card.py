@@ -59,11 +59,15 @@ data. Performance model phi_m (eq. 15): `{performance_model}`.
 """
 
 
-def write_model_card(model_dir: str | Path, evaluation: dict, command: str, training_log: dict | None = None) -> Path:
-    """Write `<model_dir>/README.md` from an `evaluate()` report (and the training log, if given)."""
+def write_model_card(
+    model_dir: str | Path, evaluation: dict, command: str, training_log: dict | None = None, name: str | None = None
+) -> Path:
+    """Write `<model_dir>/README.md` from an `evaluate()` report (and the training log, if given); `name` defaults
+    to the folder's name."""
     from tokcom.modeling import TokComForAVQA
 
     model_dir = Path(model_dir)
+    name = name or model_dir.name
     model = TokComForAVQA.from_pretrained(model_dir)
     config = model.config
     results = evaluation["results"]
@@ -85,7 +89,7 @@ def write_model_card(model_dir: str | Path, evaluation: dict, command: str, trai
         license="apache-2.0",
         tags=["token-communication", "semantic-communication", "audio-visual-question-answering", "wireless", "lora"],
         datasets=["synthetic-avqa"],
-        model_name=model_dir.name,
+        model_name=name,
         eval_results=eval_results,
     )
     stages = ""
@@ -96,12 +100,12 @@ def write_model_card(model_dir: str | Path, evaluation: dict, command: str, trai
         )
     text = CARD_TEMPLATE.format(
         card_data=card_data.to_yaml(),
-        name=model_dir.name,
+        name=name,
         num_parameters=sum(p.numel() for p in model.parameters()),
         recipe_name=(training_log or {}).get("recipe", {}).get("name", "tokcom_avqa_tiny"),
         max_visual_tokens=config.max_visual_tokens,
         max_audio_tokens=config.max_audio_tokens,
-        model_id=model_dir.name,
+        model_id=name,
         channel_type=evaluation["channel_type"],
         command=command,
         snr_rows="\n".join(f"| {r['snr_db']:g} | {r['accuracy']:.3f} | {r['loss']:.4f} |" for r in results),
