@@ -81,6 +81,7 @@ def run(seeds, num_samples: int, base: Path, out_dir: Path, recipe_name: str, ba
     }
     return {
         "command": f"python benchmarks/fig5_alignment.py --seeds {' '.join(map(str, seeds))} --num-samples {num_samples}",
+        "base_model": str(base_model),
         "snr_db": list(SNRS_DB),
         "seeds": list(seeds),
         "num_samples": num_samples,
