@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import datasets
@@ -45,19 +44,7 @@ def _unbatched_scenes(num_scenes: int, config: S.SyntheticAVQAConfig) -> None:
 
 def _baseline_accuracy(num_train: int, num_test: int, seed: int) -> dict:
     splits = S.generate_avqa_splits(num_train, 0, num_test, seed=seed)
-    question_only = perception.QuestionOnlyBaseline().fit(
-        splits["train"].select_columns(["question_content", "templ_values", "anser"])
-    )
-    test = splits["test"].with_format("numpy", dtype=None)
-    scores, readings = defaultdict(lambda: np.zeros(3)), {}
-    for start in range(0, len(test), 256):
-        batch = test[start : start + 256]
-        for j, video_id in enumerate(batch["video_id"]):
-            if video_id not in readings:
-                readings[video_id] = perception.read_scene(batch["video"][j], batch["audio"][j], 16000)
-            content, values, answer = batch["question_content"][j], batch["templ_values"][j], batch["anser"][j]
-            media = S.answer_question(*readings[video_id], content, values)
-            scores[batch["type"][j]] += (question_only.predict(content, values) == answer, media == answer, 1)
+    scores = perception.score_baselines(splits["train"], splits["test"])
     scores["overall"] = sum(scores.values())
     return {
         kind: {

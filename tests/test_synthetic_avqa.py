@@ -190,20 +190,7 @@ def test_captions_describe_the_scenes():
 
 def test_question_only_baseline_is_far_below_media_reader(splits):
     train, test = splits["train"], splits["test"]
-    question_only = perception.QuestionOnlyBaseline().fit(
-        train.select_columns(["question_content", "templ_values", "anser"])
-    )
-    scores = defaultdict(lambda: np.zeros(3))  # type -> (question-only hits, media hits, count)
-    readings = {}
-    numpy_test = test.with_format("numpy", dtype=None)
-    for start in range(0, len(test), 256):
-        batch = numpy_test[start : start + 256]
-        for j, video_id in enumerate(batch["video_id"]):
-            if video_id not in readings:
-                readings[video_id] = perception.read_scene(batch["video"][j], batch["audio"][j], 16000)
-            content, values, answer = batch["question_content"][j], batch["templ_values"][j], batch["anser"][j]
-            media = S.answer_question(*readings[video_id], content, values)
-            scores[batch["type"][j]] += (question_only.predict(content, values) == answer, media == answer, 1)
+    scores = perception.score_baselines(train, test)  # type -> (question-only hits, media hits, count)
     total = sum(scores.values())
     for kind, (q, m, n) in sorted(scores.items()):
         print(f"{kind:32s} n={int(n):4d} question-only={q / n:.3f} media={m / n:.3f}")

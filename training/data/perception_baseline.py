@@ -42,7 +42,7 @@ from .synthetic_avqa import (
     timbre_bank,
 )
 
-__all__ = ["QuestionOnlyBaseline", "answer_from_media", "read_scene"]
+__all__ = ["QuestionOnlyBaseline", "answer_from_media", "read_scene", "score_baselines"]
 
 _BAND_HALF_WIDTH_HZ = 12.0
 _COLOUR_TOLERANCE = 60.0
@@ -173,3 +173,26 @@ class QuestionOnlyBaseline:
     def predict(self, question_content: str, templ_values: str) -> str | None:
         """The majority answer for this question text (no media)."""
         return self.by_key.get((question_content, templ_values), self.by_template.get(question_content, self.overall))
+
+
+def score_baselines(train, test, sampling_rate: int = 16000) -> dict:
+    """Fit the question-only baseline on `train` and score it and the media reader on `test` (AVQA Datasets).
+
+    Returns `{type: numpy array (question-only hits, media-reader hits, questions)}`; each scene is read once.
+    """
+    from .synthetic_avqa import answer_question
+
+    question_only = QuestionOnlyBaseline().fit(train.select_columns(["question_content", "templ_values", "anser"]))
+    scores = defaultdict(lambda: np.zeros(3))
+    readings = {}
+    numpy_test = test.with_format("numpy", dtype=None)
+    for start in range(0, len(test), 256):
+        batch = numpy_test[start : start + 256]
+        for j, video_id in enumerate(batch["video_id"]):
+            if video_id not in readings:
+                readings[video_id] = read_scene(batch["video"][j], batch["audio"][j], sampling_rate)
+            content, values, answer = batch["question_content"][j], batch["templ_values"][j], batch["anser"][j]
+            media = answer_question(*readings[video_id], content, values)
+            scores[batch["type"][j]] += (question_only.predict(content, values) == answer, media == answer, 1)
+    return dict(scores)
+
