@@ -77,14 +77,16 @@ def accuracy_report(predictions: list[str], truths: list[str], types: list[str])
     }
 
 
-def question_only_baseline(train_questions: list[str], train_answers: list[str], test: AVQATensors, test_questions: list[str]) -> dict:
+def question_only_baseline(
+    train_questions: list[str], train_answers: list[str], test_questions: list[str], test_answers: list[str], test_types: list[str]
+) -> dict:
     """Best a model that never sees the media can do: the majority training answer for the same question text."""
     by_question = defaultdict(Counter)
     for question, answer in zip(train_questions, train_answers):
         by_question[question][answer] += 1
     overall = Counter(train_answers).most_common(1)[0][0]
     predictions = [by_question[q].most_common(1)[0][0] if q in by_question else overall for q in test_questions]
-    return accuracy_report(predictions, test.answers, test.types)
+    return accuracy_report(predictions, test_answers, test_types)
 
 
 def evaluate(
@@ -114,7 +116,6 @@ def evaluate(
     count = corpus.num_questions if num_samples is None else min(num_samples, corpus.num_questions)
     questions = torch.arange(count)
     truths, types = corpus.answers[:count], corpus.types[:count]
-    test_view = AVQATensors(**{**corpus.__dict__, "answers": truths, "types": types})
     results = []
     for snr in snr_db:
         predictions, scores, loss = predict(
@@ -140,7 +141,7 @@ def evaluate(
         test_texts = processor.tokenizer.batch_decode(corpus.question_ids[:count], skip_special_tokens=True)
         train_texts = [processor.tokenizer.decode(processor.tokenizer(r["question"])["input_ids"]) for r in train_rows]
         report["question_only_baseline"] = question_only_baseline(
-            train_texts, [r["anser"] for r in train_rows], test_view, test_texts
+            train_texts, [r["anser"] for r in train_rows], test_texts, truths, types
         )
     return report
 

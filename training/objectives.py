@@ -25,10 +25,6 @@ NUM_INTERVALS = 4  # silent, full, first half, second half
 NUM_GAIN_CLASSES = 4  # silent + 3 loudness levels
 
 
-def _random_pool(tokens: torch.Tensor, num_tokens: int, mode: str) -> torch.Tensor:
-    return sliding_window_pool(tokens, num_tokens, mode)
-
-
 class VisionPretraining(nn.Module):
     """Every pooled visual token (at a length drawn per batch) predicts the whole visible layout:
     for each third, which instrument (or none) and when it moves. Trains E_visual to keep scene facts in
@@ -43,7 +39,7 @@ class VisionPretraining(nn.Module):
 
     def forward(self, pixel_values_videos, instruments, intervals, num_tokens: int) -> torch.Tensor:
         hidden = self.encoder(pixel_values=pixel_values_videos).last_hidden_state[:, 1:]
-        logits = self.head(_random_pool(hidden, num_tokens, self.pooling))  # (batch, s, 3 * 11)
+        logits = self.head(sliding_window_pool(hidden, num_tokens, self.pooling))  # (batch, s, 3 * 11)
         logits = logits.view(*logits.shape[:2], NUM_POSITIONS, NUM_INSTRUMENT_CLASSES + NUM_INTERVALS)
         instrument_target = (instruments[:, :NUM_POSITIONS] + 1).unsqueeze(1).expand(-1, logits.shape[1], -1)
         interval_target = intervals[:, :NUM_POSITIONS].unsqueeze(1).expand(-1, logits.shape[1], -1)
@@ -81,7 +77,7 @@ class AudioPretraining(nn.Module):
 
     def forward(self, input_values, instruments, intervals, gain_levels, num_tokens: int) -> torch.Tensor:
         hidden = self.encoder(input_values=input_values).last_hidden_state[:, 2:]
-        logits = self.head(_random_pool(hidden, num_tokens, self.pooling))
+        logits = self.head(sliding_window_pool(hidden, num_tokens, self.pooling))
         logits = logits.view(*logits.shape[:2], self.num_instruments, NUM_INTERVALS + NUM_GAIN_CLASSES)
         interval_target, gain_target = self.targets(instruments, intervals, gain_levels, self.num_instruments)
         s = logits.shape[1]

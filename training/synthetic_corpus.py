@@ -28,7 +28,7 @@ def world_vocabulary_texts(config: SyntheticAVQAConfig | None = None) -> list[st
     """Texts covering every word the synthetic world can say (templates, values, answers, captions)."""
     texts = [t["question_content"].replace("<", " ").replace(">", " ") for t in QUESTION_TEMPLATES]
     texts += list(ANSWER_VOCAB) + list(INSTRUMENTS) + list(POSITIONS) + ["first", "last", "object", "lr", "fl"]
-    probe, _ = generate_split("train", 2000, 1, 1, seed=12345, config=config)
+    probe, _ = generate_split("train", 2000, 1, 1, seed=12345, config=config, questions_only=True)  # layouts only
     texts += [describe_scene(*probe.layout(i)) for i in range(len(probe))]
     return texts
 

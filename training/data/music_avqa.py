@@ -200,6 +200,15 @@ def _load_media(video_ids, media_root, num_frames, frame_size, sampling_rate, ma
     return video, audio
 
 
+def _media_for_rows(video_ids, media_root, num_frames, frame_size, sampling_rate, max_duration_s, align) -> dict:
+    """Media columns for per-row `video_ids`: each distinct clip is read once, then repeated per row."""
+    unique_ids = list(dict.fromkeys(video_ids))
+    video, audio = _load_media(unique_ids, media_root, num_frames, frame_size, sampling_rate, max_duration_s, align)
+    position = {video_id: i for i, video_id in enumerate(unique_ids)}
+    rows = np.array([position[v] for v in video_ids], np.int64)
+    return _media_columns(_take_rows(video, rows), audio[rows], sampling_rate)
+
+
 def _recipe(kind, annotation_file, media_root, *args) -> tuple:
     stat = os.stat(annotation_file)
     return (kind, os.path.abspath(annotation_file), stat.st_mtime_ns, stat.st_size, os.path.abspath(media_root), args)
@@ -239,13 +248,9 @@ def load_music_avqa(
         values["question"] = _fill(values["question_content"], values["templ_values"])
         for key, value in values.items():
             columns[key].append(value)
-    unique_ids = list(dict.fromkeys(columns["video_id"]))
-    video, audio = _load_media(
-        unique_ids, media_root, num_frames, frame_size, sampling_rate, max_duration_s, align_frames_to_audio
+    columns |= _media_for_rows(
+        columns["video_id"], media_root, num_frames, frame_size, sampling_rate, max_duration_s, align_frames_to_audio
     )
-    position = {video_id: i for i, video_id in enumerate(unique_ids)}
-    rows = np.array([position[v] for v in columns["video_id"]], np.int64)
-    columns |= _media_columns(_take_rows(video, rows), audio[rows], sampling_rate)
     features = avqa_features(num_frames, frame_size)
     recipe = _recipe("music_avqa", annotation_file, media_root, num_frames, frame_size, sampling_rate, max_duration_s,
                      align_frames_to_audio)  # fmt: skip
@@ -270,13 +275,9 @@ def load_valor_captions(
     records = _load_json_list(annotation_file, "VALOR")
     video_ids = [str(_require(r, "video_id", i, annotation_file)) for i, r in enumerate(records)]
     descs = [str(_require(r, "desc", i, annotation_file)) for i, r in enumerate(records)]
-    unique_ids = list(dict.fromkeys(video_ids))
-    video, audio = _load_media(
-        unique_ids, media_root, num_frames, frame_size, sampling_rate, max_duration_s, align_frames_to_audio
+    media = _media_for_rows(
+        video_ids, media_root, num_frames, frame_size, sampling_rate, max_duration_s, align_frames_to_audio
     )
-    position = {video_id: i for i, video_id in enumerate(unique_ids)}
-    rows = np.array([position[v] for v in video_ids], np.int64)
-    media = _media_columns(_take_rows(video, rows), audio[rows], sampling_rate)
     columns = {"video_id": video_ids, "desc": descs, **media}
     features = caption_features(num_frames, frame_size)
     recipe = _recipe("valor", annotation_file, media_root, num_frames, frame_size, sampling_rate, max_duration_s,
