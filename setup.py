@@ -4,6 +4,7 @@
     tokcom.modeling   <- modeling/   (Hub-copyable model code)
     tokcom.pipelines  <- pipelines/  (transformers pipelines, resource allocator)
     tokcom.training   <- training/   (accelerate entry points, data generators, recipes)
+    tokcom.spaces     <- spaces/     (the Gradio Space: app.py, requirements.txt, README.md)
 """
 
 from setuptools import setup
@@ -14,6 +15,7 @@ PACKAGE_DIRS = {
     "tokcom.pipelines": "pipelines",
     "tokcom.training": "training",
     "tokcom.training.data": "training/data",
+    "tokcom.spaces": "spaces",
 }
 
 # torch is pinned to the CPU wheel that this project's machines keep on disk;
@@ -37,7 +39,7 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "playwright==1.65.2"],
 }
 
 setup(
@@ -50,7 +52,11 @@ setup(
     python_requires=">=3.10",
     packages=list(PACKAGE_DIRS),
     package_dir=PACKAGE_DIRS,
-    package_data={"tokcom.training": ["recipes/*.json"], "tokcom": ["checkpoints/*/*"]},
+    package_data={
+        "tokcom.training": ["recipes/*.json"],
+        "tokcom": ["checkpoints/*/*"],
+        "tokcom.spaces": ["requirements.txt", "README.md"],
+    },
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

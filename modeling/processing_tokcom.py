@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import ASTFeatureExtractor, BatchFeature, ProcessorMixin
+from transformers import ASTFeatureExtractor, BatchFeature, PreTrainedTokenizerFast, ProcessorMixin
+
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+_INIT_KEYS = ("num_frames", "frame_size", "video_mean", "video_std")
 
 
 class TokComProcessor(ProcessorMixin):
@@ -50,6 +53,21 @@ class TokComProcessor(ProcessorMixin):
         self.frame_size = frame_size
         self.video_mean = video_mean
         self.video_std = video_std
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> TokComProcessor:
+        """Load from a folder or Hub repo holding `processor_config.json` (with the AST extractor's settings) and the
+        tokenizer files. The tokenizer is read as a `PreTrainedTokenizerFast`, not through `AutoTokenizer`: next to a
+        TokComConfig `config.json`, AutoTokenizer would resolve that config with AutoConfig and, where `tokcom` is not
+        installed, ask for `trust_remote_code` just to read a tokenizer. Hub keywords (`revision`, `token`, ...)
+        are passed on; others are ignored."""
+        hub = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
+        processor_dict, _ = cls.get_processor_dict(pretrained_model_name_or_path, **hub)
+        extractor_dict = dict(processor_dict.get("feature_extractor") or {})
+        extractor_dict.pop("feature_extractor_type", None)
+        feature_extractor = ASTFeatureExtractor(**extractor_dict)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(pretrained_model_name_or_path, **hub)
+        return cls(feature_extractor, tokenizer, **{key: processor_dict[key] for key in _INIT_KEYS if key in processor_dict})
 
     # ------------------------------------------------------------------ modalities
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 from transformers import AutoFeatureExtractor, AutoTokenizer, Pipeline
@@ -540,6 +539,11 @@ def _load_video(video) -> np.ndarray:
         files = sorted(path for path in folder.iterdir() if path.suffix.lower() in FRAME_SUFFIXES)
         if not files:
             raise ValueError(f"`video` folder {folder} holds no frame images ({', '.join(FRAME_SUFFIXES)}).")
+        try:  # Pillow is optional (not needed for array inputs; the Hub copy of this file runs without it)
+            from PIL import Image
+        except ImportError:
+            raise ImportError("Reading `video` from a folder of frames needs Pillow (`pip install pillow`); "
+                              "or pass the frames as a uint8 array.") from None
         frames = []
         for path in files:
             with Image.open(path) as image:

@@ -4,6 +4,9 @@
     tokcom allocate PROBLEM.json [--method proposed|alternating|pb-wf|era|max|half] [--output OUT.json]
     tokcom train --recipe RECIPE --output-dir DIR [--stages ...] [--resume] [--init-model PATH] [--max-steps N]
     tokcom evaluate [--model PATH] --snr-db 0 10 20 [--num-samples N] [--channel-type awgn] [--fit-performance-model] --output OUT.json
+    tokcom export [--model PATH_OR_NAME] --output DIR [--repo-id OWNER/NAME] [--results EVAL.json] [--overwrite]
+    tokcom publish DIR --repo-id OWNER/NAME [--private] [--dry-run] [--repo-type model|space]
+    tokcom space [--build-dir DIR] [--model PATH] [--port 7860] [--no-launch] [--overwrite]
 
 Each subcommand imports its implementation lazily so that `tokcom --help` stays fast.
 """
@@ -93,6 +96,41 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tokcom.hub import export_model
+
+    folder = export_model(args.model, args.output, repo_id=args.repo_id, results=args.results, overwrite=args.overwrite)
+    files = sorted(p.name for p in folder.iterdir())
+    print(f"exported {folder} ({len(files)} files): {', '.join(files)}")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from tokcom.hub import publish_folder
+
+    report = publish_folder(args.folder, args.repo_id, private=args.private, dry_run=args.dry_run, repo_type=args.repo_type)
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"{verb} {len(report['files'])} files ({report['total_bytes'] / 2**20:.2f} MiB) to {args.repo_type} {args.repo_id}"
+          f"{' (private)' if args.private else ''}:")  # fmt: skip
+    for row in report["files"]:
+        print(f"  {row['path']}  {row['bytes']:,} B")
+    if report["url"]:
+        print(report["url"])
+    return 0
+
+
+def _cmd_space(args: argparse.Namespace) -> int:
+    from tokcom.space import build_space, launch_space
+
+    folder = Path(args.build_dir)
+    if args.overwrite or not (folder / "app.py").is_file():
+        build_space(folder, model=args.model, overwrite=args.overwrite)
+        print(f"built the Space in {folder}", file=sys.stderr)
+    if args.no_launch:
+        return 0
+    return launch_space(folder, port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tokcom", description="Token communication models on simulated wireless links.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -135,7 +173,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="also fit phi_m(s) (eq. 15) from validation losses at several token lengths and write it into the checkpoint",
     )  # fmt: skip
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    export = sub.add_parser("export", help="write a complete Hub model repo (code for trust_remote_code, card, weights)")
+    export.add_argument("--model", help="checkpoint folder or Hub repo id (default: the embedded default)")
+    export.add_argument("--output", required=True, help="folder to create")
+    export.add_argument("--repo-id", help="OWNER/NAME the card's usage snippet loads (default: the folder's name)")
+    export.add_argument("--results", help="evaluation JSON for the card (default: <model>/evaluation.json)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --output folder")
+    export.set_defaults(func=_cmd_export)
+
+    publish = sub.add_parser("publish", help="upload an exported folder (or a built Space) to the Hugging Face Hub")
+    publish.add_argument("folder")
+    publish.add_argument("--repo-id", required=True, help="OWNER/NAME")
+    publish.add_argument("--private", action="store_true")
+    publish.add_argument("--dry-run", action="store_true", help="validate and list the files; upload nothing")
+    publish.add_argument("--repo-type", default="model", choices=["model", "space"])
+    publish.set_defaults(func=_cmd_publish)
+
+    space = sub.add_parser("space", help="build the Gradio Space (app, exported model, samples) and serve it locally")
+    space.add_argument("--build-dir", default="tokcom-space", help="Space folder (built when missing; default ./tokcom-space)")
+    space.add_argument("--model", help="checkpoint folder (default: the embedded default)")
+    space.add_argument("--port", type=int, default=7860)
+    space.add_argument("--no-launch", action="store_true", help="only build the folder")
+    space.add_argument("--overwrite", action="store_true", help="rebuild an existing folder")
+    space.set_defaults(func=_cmd_space)
     return parser
+
+
+def PublishErrorType() -> type:  # noqa: N802 (lazy: keeps `tokcom --help` from importing huggingface_hub)
+    from tokcom.hub import PublishError
+
+    return PublishError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, PublishErrorType()) as error:
         print(f"tokcom {args.command}: error: {error}", file=sys.stderr)
         return 2
 

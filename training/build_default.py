@@ -6,7 +6,8 @@ Steps:
   1. `train()` every stage of the recipe (unimodal pretraining, alignment, task fine-tuning);
   2. fit the performance model phi_m (eq. 15) from validation losses at several token lengths, written into config;
   3. evaluate held-out accuracy per SNR and question type on AWGN and Rayleigh, with the question-only baseline;
-  4. write the model card from those results, and the results into `results/tokcom_avqa_default/`;
+  4. write the results into `results/tokcom_avqa_default/` and the checkpoint (`evaluation.json`), and the model
+     card from them;
   5. with `--install`, copy the checkpoint to `tokcom/checkpoints/tokcom-avqa-tiny/` (what `pipeline()` loads).
 """
 
@@ -27,7 +28,7 @@ from tokcom.training.train_tokcom import train
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results" / "tokcom_avqa_default"
 EVAL_SNRS_DB = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
-CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "processor_config.json", "tokcom_recipe.json", "README.md")
+CHECKPOINT_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "processor_config.json", "tokcom_recipe.json", "README.md", "evaluation.json")
 
 
 def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: bool, skip_training: bool, num_samples: int) -> dict:
@@ -44,7 +45,6 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
     }
     command = f"python -m tokcom.training.build_default --recipe {recipe_name} --num-samples {num_samples}"
     training_log = json.loads((work_dir / "training_log.json").read_text())
-    write_model_card(model_dir, reports["awgn"], command, training_log, name=DEFAULT_AVQA_MODEL)  # 4.
     results_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "command": command,
@@ -54,7 +54,9 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         "performance_model_fit": fit,
         "evaluation": reports,
     }
-    (results_dir / "evaluation.json").write_text(json.dumps(summary, indent=2))
+    for folder in (results_dir, model_dir):  # the checkpoint carries its own results (the exported card reads them)
+        (folder / "evaluation.json").write_text(json.dumps(summary, indent=2))
+    write_model_card(model_dir, summary, command, training_log, name=DEFAULT_AVQA_MODEL)  # 4.
     if install:  # 5.
         target = CHECKPOINTS_DIR / DEFAULT_AVQA_MODEL
         tmp = target.with_name(target.name + ".tmp")

@@ -1,0 +1,267 @@
+"""tokcom Space: ask a question about an audio-visual clip whose tokens cross a simulated wireless uplink.
+
+Runs offline: the model is a folder exported by `tokcom export` (or a Hub repo id) loaded with
+`trust_remote_code=True`, so this file needs only torch, transformers, peft, scipy, numpy, gradio, matplotlib and
+pillow, not the `tokcom` package. `tokcom space` builds a folder with this app, the embedded default model and
+sample scenes, and starts it.
+
+Environment: `TOKCOM_MODEL` (model folder or repo id, default `./model`), `TOKCOM_SAMPLES` (default `./samples`),
+`GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT` (default 127.0.0.1:7860).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy.io import wavfile  # noqa: E402
+from transformers import pipeline  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SNR_RANGE_DB = (-10.0, 30.0)
+BANDWIDTH_RANGE_MHZ = (0.5, 10.0)
+POWER_RANGE_DBM = (0.0, 30.0)
+DISTANCE_RANGE_KM = (0.05, 1.0)
+MAX_FRAMES = 64
+MAX_FRAME_BYTES = 5 * 2**20
+MAX_AUDIO_BYTES = 10 * 2**20
+MAX_AUDIO_SECONDS = 30.0
+MAX_QUESTION_CHARS = 200
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+CHANNELS = {"AWGN": "awgn", "Rayleigh": "rayleigh"}
+
+
+def load_samples(folder: Path) -> list[dict]:
+    """`samples/index.json` rows `{"id", "caption", "questions": [{"question", "answer", "type"}]}`; [] if absent."""
+    index = folder / "index.json"
+    return json.loads(index.read_text(encoding="utf-8")) if index.is_file() else []
+
+
+def load_evaluation(model: str) -> dict:
+    """`{channel: [(snr_db, accuracy), ...]}` from the model's `evaluation.json`; {} when it has none."""
+    path = Path(model) / "evaluation.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(model, "evaluation.json"))
+        except Exception:  # offline, or a repo without results: the plot says so
+            return {}
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    reports = summary.get("evaluation", {summary.get("channel_type", "awgn"): summary})
+    return {channel: [(r["snr_db"], r["accuracy"]) for r in report["results"]] for channel, report in reports.items()}
+
+
+def frames_strip(frames: np.ndarray, scale: int = 4) -> np.ndarray:
+    """`(T, H, W, 3)` uint8 -> one `(H * scale, T * W * scale, 3)` image, frames side by side."""
+    strip = np.concatenate(list(frames), axis=1)
+    return np.asarray(Image.fromarray(strip).resize((strip.shape[1] * scale, strip.shape[0] * scale), Image.NEAREST))
+
+
+def read_frames(paths: list[str]) -> np.ndarray:
+    """Uploaded frame images (sorted by file name) -> uint8 `(T, H, W, 3)`; `gr.Error` on bad files."""
+    if len(paths) > MAX_FRAMES:
+        raise gr.Error(f"Upload at most {MAX_FRAMES} frames (got {len(paths)}).")
+    frames = []
+    for path in sorted(paths, key=lambda p: Path(p).name):
+        if Path(path).suffix.lower() not in FRAME_SUFFIXES:
+            raise gr.Error(f"Frames must be {', '.join(FRAME_SUFFIXES)} images; {Path(path).name} is not.")
+        if Path(path).stat().st_size > MAX_FRAME_BYTES:
+            raise gr.Error(f"Each frame must be at most {MAX_FRAME_BYTES // 2**20} MB; {Path(path).name} is larger.")
+        try:
+            with Image.open(path) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        except OSError:
+            raise gr.Error(f"{Path(path).name} is not a readable image.") from None
+    if len({f.shape for f in frames}) > 1:
+        raise gr.Error("All frames must have the same size.")
+    return np.stack(frames)
+
+
+def read_audio(path: str) -> tuple[np.ndarray, int]:
+    """A `.wav` file -> mono float32 waveform and its rate; `gr.Error` on bad files."""
+    if Path(path).suffix.lower() != ".wav":
+        raise gr.Error("Audio must be a .wav file.")
+    if Path(path).stat().st_size > MAX_AUDIO_BYTES:
+        raise gr.Error(f"Audio must be at most {MAX_AUDIO_BYTES // 2**20} MB.")
+    try:
+        rate, data = wavfile.read(path)
+    except ValueError:
+        raise gr.Error("The audio file is not a readable .wav file.") from None
+    if data.ndim == 2:
+        data = data.mean(axis=1)
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / np.iinfo(data.dtype).max
+    if len(data) / rate > MAX_AUDIO_SECONDS:
+        raise gr.Error(f"Audio must be at most {MAX_AUDIO_SECONDS:g} s long.")
+    return data.astype(np.float32), int(rate)
+
+
+def report_markdown(out: dict) -> str:
+    """The pipeline's per-link transmission report as a markdown table."""
+
+    def fmt(value, scale=1.0, digits=2):
+        return "-" if value is None else f"{value * scale:.{digits}f}"
+
+    tx = out["transmission"]
+    rows = [
+        f"| {link} | {tx[link]['tokens']} | {fmt(tx[link]['bandwidth_hz'], 1e-6, 3)} | {fmt(tx[link]['power_w'], 1e3, 1)} "
+        f"| {fmt(tx[link]['snr_db'])} | {fmt(tx[link]['latency_s'], 1e3, 3)} |"
+        for link in ("visual", "audio", "text")
+    ]
+    header = "| link | tokens | bandwidth [MHz] | power [mW] | SNR [dB] | latency [ms] |\n|---|---|---|---|---|---|\n"
+    footer = f"\n\nchannel uses: {tx['channel_uses']}; allocation: {tx['method'] or 'by hand'}"
+    if tx["latency_s"] is not None:
+        footer += f"; latency (slowest link): {tx['latency_s'] * 1e3:.3f} ms"
+    return header + "\n".join(rows) + footer
+
+
+def snr_plot(curves: dict, channel: str, snr_db: float):
+    """Held-out accuracy vs SNR of the model on `channel`, with the current SNR marked."""
+    figure, axis = plt.subplots(figsize=(5, 3), dpi=100)
+    points = curves.get(channel)
+    if points:
+        snrs, accuracies = zip(*points)
+        axis.plot(snrs, accuracies, "o-", label=f"held-out accuracy ({channel})")
+        marked = float(np.interp(snr_db, snrs, accuracies))
+        axis.plot([snr_db], [marked], "r*", markersize=14, label=f"this call: {snr_db:.1f} dB")
+        axis.set_ylim(0, 1)
+        axis.legend(loc="lower right", fontsize=8)
+    else:
+        axis.text(0.5, 0.5, "no evaluation results for this channel", ha="center", va="center", transform=axis.transAxes)
+    axis.set_xlabel("SNR [dB]")
+    axis.set_ylabel("accuracy")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def _check_range(value, name: str, low: float, high: float) -> float:
+    if value is None or not (low <= float(value) <= high):
+        raise gr.Error(f"{name} must be between {low:g} and {high:g} (got {value}).")
+    return float(value)
+
+
+def build_demo(model: str | None = None, samples_dir: str | Path | None = None) -> gr.Blocks:
+    """The Gradio Blocks app for `model` (folder or repo id) and the sample scenes in `samples_dir`."""
+    model = model or os.environ.get("TOKCOM_MODEL", str(HERE / "model"))
+    samples_dir = Path(samples_dir or os.environ.get("TOKCOM_SAMPLES", HERE / "samples"))
+    vqa = pipeline("token-comm-vqa", model=model, trust_remote_code=True, device="cpu")
+    config = vqa.model.config
+    max_visual, max_audio = int(config.max_visual_tokens), int(config.max_audio_tokens)
+    samples = load_samples(samples_dir)
+    curves = load_evaluation(model)
+    by_id = {s["id"]: s for s in samples}
+
+    def sample_media(sample_id):
+        if sample_id not in by_id:
+            return None, None, gr.update(choices=[], value=None)
+        folder = samples_dir / sample_id
+        frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("frame_*.png"))])
+        questions = [q["question"] for q in by_id[sample_id]["questions"]]
+        return frames_strip(frames), str(folder / "audio.wav"), gr.update(choices=questions, value=questions[0])
+
+    def answer(sample_id, frame_files, audio_path, question, channel, snr_db, mode, visual_tokens, audio_tokens,
+               bandwidth_mhz, power_dbm, visual_km, audio_km, seed):  # fmt: skip
+        question = (question or "").strip()
+        if not question or len(question) > MAX_QUESTION_CHARS:
+            raise gr.Error(f"Type a question of 1 to {MAX_QUESTION_CHARS} characters.")
+        if channel not in CHANNELS:
+            raise gr.Error(f"Channel must be one of {list(CHANNELS)}.")
+        if frame_files:
+            frames = read_frames([getattr(f, "name", f) for f in frame_files])
+        elif sample_id in by_id:
+            frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted((samples_dir / sample_id).glob("frame_*.png"))])
+        else:
+            raise gr.Error("Pick a sample scene or upload frames.")
+        if not audio_path:
+            raise gr.Error("Pick a sample scene or upload a .wav file.")
+        waveform, rate = read_audio(audio_path)
+        clip = {"video": frames, "audio": {"array": waveform, "sampling_rate": rate}, "question": question}
+        call = {"channel_type": CHANNELS[channel], "seed": int(seed or 0)}
+        if mode == "auto":
+            bandwidth_hz = _check_range(bandwidth_mhz, "Bandwidth [MHz]", *BANDWIDTH_RANGE_MHZ) * 1e6
+            network = {
+                "bandwidth_hz": bandwidth_hz, "power_dbm": _check_range(power_dbm, "Power [dBm]", *POWER_RANGE_DBM),
+                "weight": 0.6,
+                "devices": [
+                    {"name": "visual", "distance_km": _check_range(visual_km, "Visual device distance [km]", *DISTANCE_RANGE_KM)},
+                    {"name": "audio", "distance_km": _check_range(audio_km, "Audio device distance [km]", *DISTANCE_RANGE_KM)},
+                ],
+            }  # fmt: skip
+            out = vqa(clip, network=network, **call)
+            marked_snr = out["transmission"]["visual"]["snr_db"]
+        else:
+            snr = _check_range(snr_db, "SNR [dB]", *SNR_RANGE_DB)
+            call.update(
+                snr_db=snr,
+                num_visual_tokens=int(_check_range(visual_tokens, "Visual tokens", 1, max_visual)),
+                num_audio_tokens=int(_check_range(audio_tokens, "Audio tokens", 1, max_audio)),
+            )
+            out = vqa(clip, **call)
+            marked_snr = snr
+        plot_snr = min(max(marked_snr, SNR_RANGE_DB[0]), SNR_RANGE_DB[1]) if math.isfinite(marked_snr) else SNR_RANGE_DB[1]
+        return out["answer"], f"{out['score']:.3f}", report_markdown(out), snr_plot(curves, CHANNELS[channel], plot_snr)
+
+    with gr.Blocks(title="tokcom: token communication VQA") as demo:
+        gr.Markdown(
+            "# Token communication: audio-visual QA over a wireless uplink\n"
+            "Video tokens, audio tokens and the question each cross their own simulated link (AWGN or Rayleigh); "
+            "a LoRA-adapted LLM at the base station answers from the noisy tokens. Model: `" + str(model) + "` "
+            "(tiny, trained on a synthetic audio-visual world)."
+        )
+        with gr.Row():
+            with gr.Column():
+                sample = gr.Dropdown([s["id"] for s in samples], value=samples[0]["id"] if samples else None,
+                                     label="Sample scene", elem_id="sample")  # fmt: skip
+                frames_view = gr.Image(label="Frames (left to right in time)", interactive=False, elem_id="frames")
+                audio = gr.Audio(label="Audio (.wav; upload to replace)", type="filepath", sources=["upload"], elem_id="audio")
+                frame_files = gr.File(label="Or upload frames (.png/.jpg, sorted by name)", file_count="multiple",
+                                      file_types=list(FRAME_SUFFIXES), elem_id="frame_files")  # fmt: skip
+                question = gr.Dropdown([], label="Question (pick or type)", allow_custom_value=True, elem_id="question")
+            with gr.Column():
+                channel = gr.Radio(list(CHANNELS), value="AWGN", label="Channel", elem_id="channel")
+                snr = gr.Slider(*SNR_RANGE_DB, value=10.0, step=0.5, label="SNR [dB] (by-hand mode)", elem_id="snr")
+                mode = gr.Radio(["by hand", "auto"], value="by hand", label="Token lengths",
+                                info="auto: the allocator picks tokens, bandwidth and power; each link's SNR then "
+                                     "follows from its power, bandwidth and distance", elem_id="mode")  # fmt: skip
+                visual_tokens = gr.Slider(1, max_visual, value=max_visual, step=1, label="Visual tokens", elem_id="visual_tokens")
+                audio_tokens = gr.Slider(1, max_audio, value=max_audio, step=1, label="Audio tokens", elem_id="audio_tokens")
+                bandwidth = gr.Slider(*BANDWIDTH_RANGE_MHZ, value=3.0, step=0.1, label="Uplink bandwidth [MHz] (auto)", elem_id="bandwidth")
+                power = gr.Slider(*POWER_RANGE_DBM, value=23.0, step=0.5, label="Power budget [dBm] (auto)", elem_id="power")
+                visual_km = gr.Slider(*DISTANCE_RANGE_KM, value=0.35, step=0.01, label="Video device distance [km]", elem_id="visual_km")
+                audio_km = gr.Slider(*DISTANCE_RANGE_KM, value=0.45, step=0.01, label="Audio device distance [km]", elem_id="audio_km")
+                seed = gr.Number(0, precision=0, minimum=0, label="Noise seed", elem_id="seed")
+                submit = gr.Button("Send and answer", variant="primary", elem_id="submit")
+        with gr.Row():
+            with gr.Column():
+                answer_box = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
+                score_box = gr.Textbox(label="Score (probability of the answer)", interactive=False, elem_id="score")
+                report = gr.Markdown(elem_id="report")
+            plot = gr.Plot(label="Accuracy vs SNR", elem_id="plot")
+        sample.change(sample_media, sample, [frames_view, audio, question])
+        demo.load(sample_media, sample, [frames_view, audio, question])
+        inputs = [sample, frame_files, audio, question, channel, snr, mode, visual_tokens, audio_tokens,
+                  bandwidth, power, visual_km, audio_km, seed]  # fmt: skip
+        submit.click(answer, inputs, [answer_box, score_box, report, plot], api_name="answer", concurrency_limit=1)
+    return demo.queue(default_concurrency_limit=1, max_size=32)
+
+
+if __name__ == "__main__":
+    build_demo().launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        share=False,
+        show_error=True,
+    )

@@ -1,0 +1,169 @@
+"""`tokcom export` / `tokcom publish`: a complete Hub repo that loads with trust_remote_code where tokcom is absent."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from huggingface_hub import ModelCard
+from isolated_env import build_isolated_env
+
+from tokcom.cli import main
+from tokcom.defaults import default_model_path
+from tokcom.hub import AUTO_MAP, REMOTE_CODE_FILES, PublishError, export_model, publish_folder, remote_code_source
+
+CLIP = {
+    "video": np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8),
+    "audio": {"array": np.random.default_rng(1).normal(0, 0.1, 16000).astype(np.float32), "sampling_rate": 16000},
+    "question": "How many instruments are sounding in the video?",
+}
+NETWORK = {"bandwidth_hz": 3e6, "power_dbm": 23.0, "weight": 0.6,
+           "devices": [{"name": "visual", "distance_km": 0.35}, {"name": "audio", "distance_km": 0.45}]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return export_model(None, tmp_path_factory.mktemp("hub") / "tokcom-avqa-tiny", repo_id="tokcom/tokcom-avqa-tiny")
+
+
+def test_export_writes_a_complete_hub_repo(exported):
+    names = {p.name for p in exported.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "tokenizer.json", "processor_config.json"} <= names
+    assert set(REMOTE_CODE_FILES) <= names
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in names)
+    config = json.loads((exported / "config.json").read_text())
+    assert config["auto_map"] == AUTO_MAP
+    assert config["custom_pipelines"]["token-comm-vqa"]["impl"] == "token_comm_vqa.TokenCommVQAPipeline"
+    for name in REMOTE_CODE_FILES:  # the copies import each other relatively, never the tokcom package
+        source = (exported / name).read_text()
+        assert not re.search(r"^\s*(from|import)\s+tokcom\b", source, re.MULTILINE), name
+    assert "from .channel import" in (exported / "modeling_tokcom.py").read_text()
+
+
+def test_exported_card_metadata_and_results_come_from_the_evaluation(exported):
+    card = ModelCard.load(exported / "README.md")
+    data = card.data
+    assert data.library_name == "transformers" and data.pipeline_tag == "visual-question-answering"
+    assert data.license == "apache-2.0" and "token-communication" in data.tags and data.datasets
+    evaluation = json.loads((default_model_path() / "evaluation.json").read_text())["evaluation"]
+    expected = [round(r["accuracy"], 4) for channel in evaluation.values() for r in channel["results"]]
+    assert [r.metric_value for r in data.eval_results] == expected
+    assert 'pipeline("token-comm-vqa", model="tokcom/tokcom-avqa-tiny", trust_remote_code=True)' in card.text
+
+
+ISOLATED_SCRIPT = r"""
+import importlib.util, json, sys
+import numpy as np
+for name in ("tokcom", "PIL", "gradio", "datasets", "diffusers"):
+    assert importlib.util.find_spec(name) is None, f"{name} must not be importable here"
+from transformers import AutoModel, pipeline
+folder = sys.argv[1]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+assert type(model).__name__ == "TokComForAVQA" and type(model).__module__.startswith("transformers_modules"), type(model)
+vqa = pipeline("token-comm-vqa", model=folder, trust_remote_code=True)
+media = np.load(sys.argv[2])
+clip = {"video": media["video"], "audio": {"array": media["audio"], "sampling_rate": 16000}, "question": sys.argv[4]}
+network = json.loads(sys.argv[3])
+by_snr = vqa(clip, snr_db=10.0, seed=0)
+by_network = vqa(clip, network=network, seed=0)
+print("RESULT " + json.dumps({"snr": by_snr, "network": by_network}))
+"""
+
+
+@pytest.mark.slow
+def test_exported_repo_loads_and_answers_without_tokcom_installed(exported, tmp_path):
+    """A fresh venv with only torch, transformers, peft, numpy, scipy (and their requirements): no tokcom, no PIL."""
+    from transformers import pipeline
+
+    python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"])
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TRANSFORMERS_VERBOSITY="error")
+    np.savez(tmp_path / "clip.npz", video=CLIP["video"], audio=CLIP["audio"]["array"])
+    command = [str(python), "-c", ISOLATED_SCRIPT, str(exported), str(tmp_path / "clip.npz"), json.dumps(NETWORK), CLIP["question"]]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Do you wish to run the custom code" not in result.stdout + result.stderr
+    remote = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))[7:])
+
+    local = pipeline("token-comm-vqa", model=str(default_model_path()))  # the same weights through the tokcom package
+    expected = local(CLIP, snr_db=10.0, seed=0)
+    assert remote["snr"]["answer"] == expected["answer"]
+    assert remote["snr"]["score"] == pytest.approx(expected["score"], abs=1e-5)
+    assert remote["snr"]["transmission"] == expected["transmission"]
+    visual = remote["network"]["transmission"]["visual"]
+    assert remote["network"]["transmission"]["method"] == "proposed" and visual["bandwidth_hz"] > 0 and visual["latency_s"] > 0
+
+
+@pytest.mark.slow
+def test_the_cards_usage_snippet_runs_in_the_isolated_env(exported, tmp_path):
+    python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"])
+    text = ModelCard.load(exported / "README.md").text
+    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1).replace("tokcom/tokcom-avqa-tiny", str(exported))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "TRANSFORMERS_VERBOSITY": "error"}
+    result = subprocess.run([str(python), "-c", snippet], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'answer':" in result.stdout and "'bandwidth_hz':" in result.stdout
+
+
+def test_export_refuses_an_existing_folder_and_leaves_no_partial_output(exported, tmp_path):
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export_model(None, exported)
+    with pytest.raises(FileNotFoundError, match="--results"):
+        export_model(None, tmp_path / "out", results=tmp_path / "missing.json")
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a staging folder is left behind
+    (tmp_path / "not-a-model").mkdir()
+    assert main(["export", "--model", str(tmp_path / "not-a-model"), "--output", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_import_rewriting_rejects_code_that_would_need_the_package():
+    assert remote_code_source("    from tokcom.pipelines.allocation import allocate\n", "f.py") == "    from .allocation import allocate\n"
+    with pytest.raises(ValueError, match="not exported"):
+        remote_code_source("from tokcom.modeling.secret import x\n", "f.py")
+    with pytest.raises(ValueError, match="self-contained"):
+        remote_code_source("import tokcom\n", "f.py")
+
+
+def test_publish_dry_run_lists_files_and_validates_the_card(exported, capsys):
+    report = publish_folder(exported, "someone/tokcom-avqa-tiny", dry_run=True)
+    assert {f["path"] for f in report["files"]} == {p.name for p in exported.iterdir()}
+    assert report["total_bytes"] == sum(p.stat().st_size for p in exported.iterdir()) and report["url"] is None
+    assert main(["publish", str(exported), "--repo-id", "someone/tokcom-avqa-tiny", "--dry-run"]) == 0
+    assert "would upload" in capsys.readouterr().out
+
+
+def test_publish_without_network_fails_with_a_message_and_never_prints_the_token(exported):
+    secret = "hf_doNotPrintThisToken123"
+    for offline in ("1", "0"):  # offline mode, then a real connection attempt that cannot reach the Hub here
+        env = {**os.environ, "HF_TOKEN": secret, "HF_HUB_OFFLINE": offline, "HF_HUB_ETAG_TIMEOUT": "3"}
+        command = [sys.executable, "-m", "tokcom.cli", "publish", str(exported), "--repo-id", "someone/tiny"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "tokcom publish: error:" in result.stderr and "Traceback" not in result.stderr
+        assert secret not in result.stdout + result.stderr
+
+
+def test_publish_rejects_bad_input(exported, tmp_path):
+    with pytest.raises(PublishError, match="OWNER/NAME"):
+        publish_folder(exported, "no-slash", dry_run=True)
+    with pytest.raises(PublishError, match="not a directory"):
+        publish_folder(tmp_path / "missing", "a/b", dry_run=True)
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    (incomplete / "config.json").write_text("{}")
+    with pytest.raises(PublishError, match="missing"):
+        publish_folder(incomplete, "a/b", dry_run=True)
+    import shutil
+
+    pickled = tmp_path / "pickled"
+    shutil.copytree(exported, pickled)
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(PublishError, match="safetensors only"):
+        publish_folder(pickled, "a/b", dry_run=True)
+    (pickled / "pytorch_model.bin").unlink()
+    (pickled / "README.md").write_text("no front matter\n")
+    with pytest.raises(PublishError, match="metadata|front matter"):
+        publish_folder(pickled, "a/b", dry_run=True)

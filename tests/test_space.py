@@ -1,0 +1,123 @@
+"""The Gradio Space, driven in a real browser (Debian chromium + Playwright), plus its sample files."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from tokcom.cli import main
+from tokcom.space import build_space
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("TOKCOM_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def space(tmp_path_factory):
+    return build_space(tmp_path_factory.mktemp("space") / "tokcom-space", num_scenes=3)
+
+
+def test_built_space_holds_app_card_model_and_samples(space):
+    assert {"app.py", "requirements.txt", "README.md", "model", "samples"} <= {p.name for p in space.iterdir()}
+    front = (space / "README.md").read_text().split("---")[1]
+    assert "sdk: gradio" in front and "app_file: app.py" in front
+    requirements = [line for line in (space / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
+    assert requirements and not any("tokcom" in line for line in requirements)  # the exported model brings the code
+    rows = json.loads((space / "samples" / "index.json").read_text())
+    assert len(rows) == 3 and all(row["questions"] for row in rows)
+    scene = space / "samples" / rows[0]["id"]
+    assert len(sorted(scene.glob("frame_*.png"))) == 8
+    rate, audio = wavfile.read(scene / "audio.wav")
+    assert rate == 16000 and audio.shape == (16000,) and np.abs(audio).max() > 0
+
+
+def test_space_command_refuses_to_overwrite_without_the_flag(space, capsys):
+    assert main(["space", "--build-dir", str(space), "--no-launch"]) == 0  # already built: kept as is
+    with pytest.raises(FileExistsError):
+        build_space(space)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_space(space, tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HOME": str(tmp_path_factory.mktemp("hf_home"))}  # fmt: skip
+    log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if process.poll() is not None or time.time() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"the Space did not start:\n{log.read()[-3000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_browser_moves_the_snr_slider_submits_and_reads_answer_and_report(running_space):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does) to run the browser test.")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(running_space, wait_until="networkidle")
+            page.wait_for_function("() => document.querySelector('#question input')?.value.length > 0", timeout=60000)
+
+            page.locator("#snr input[type=range]").fill("25")
+            assert page.locator("#snr input[type=number]").input_value() == "25"
+            page.locator("#submit").click()
+            page.wait_for_function("() => document.querySelector('#answer textarea')?.value.length > 0", timeout=120000)
+            answer = page.locator("#answer textarea").input_value()
+            score = float(page.locator("#score textarea").input_value())
+            report = page.locator("#report").inner_text()
+            assert answer.strip() and 0.0 < score <= 1.0
+            assert "visual" in report and "audio" in report and "by hand" in report
+            assert report.count("25.00") == 3  # every link at the slider's SNR
+            page.screenshot(path=str(ARTIFACTS / "space-by-hand.png"), full_page=True)
+
+            page.locator("#mode").get_by_text("auto", exact=True).click()
+            page.locator("#submit").click()
+            page.wait_for_function("() => document.querySelector('#report')?.innerText.includes('proposed')", timeout=120000)
+            report = page.locator("#report").inner_text()
+            assert "latency (slowest link)" in report and "25.00" not in report  # the link budget sets the SNRs now
+            page.wait_for_timeout(1000)  # let the plot and answer finish rendering before the screenshot
+            page.screenshot(path=str(ARTIFACTS / "space-auto.png"), full_page=True)
+
+            page.locator("#question input").fill("why " * 60)  # a typed (custom) question over the 200-character limit
+            page.locator("#question input").press("Enter")
+            page.locator("#submit").click()
+            page.get_by_text("Type a question").first.wait_for(timeout=60000)  # a friendly error, not a traceback
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "space-by-hand.png").stat().st_size > 10_000

@@ -1,0 +1,261 @@
+"""Hub export and upload: `tokcom export` writes a complete Hub model repo, `tokcom publish` uploads it.
+
+An exported folder is self-contained for `trust_remote_code=True`: besides the weights, config, tokenizer and
+processor files it holds flat copies of the model, processor, channel, pipeline and allocator code, with this
+package's absolute imports (`from tokcom.modeling.channel import ...`) rewritten to relative ones
+(`from .channel import ...`), and a `config.json` whose `auto_map` and `custom_pipelines` point at them. So
+`AutoModel.from_pretrained(DIR, trust_remote_code=True)` and `pipeline("token-comm-vqa", model=DIR,
+trust_remote_code=True)` work where `tokcom` is not installed.
+
+>>> import tempfile, pathlib
+>>> out = export_model(None, pathlib.Path(tempfile.mkdtemp()) / "tokcom-avqa-tiny")  # the embedded default
+>>> sorted(json.loads((out / "config.json").read_text())["auto_map"])
+['AutoConfig', 'AutoModel']
+>>> validate_model_card(out / "README.md").pipeline_tag
+'visual-question-answering'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from huggingface_hub import ModelCard, ModelCardData
+
+import tokcom.modeling as _modeling_package
+from tokcom.files import staged_directory
+import tokcom.pipelines as _pipelines_package
+
+TASK = "token-comm-vqa"
+# file name in the exported repo -> (source package, module file)
+REMOTE_CODE_FILES = {
+    "channel.py": (_modeling_package, "channel.py"),
+    "configuration_tokcom.py": (_modeling_package, "configuration_tokcom.py"),
+    "modeling_tokcom.py": (_modeling_package, "modeling_tokcom.py"),
+    "processing_tokcom.py": (_modeling_package, "processing_tokcom.py"),
+    "token_comm_vqa.py": (_pipelines_package, "token_comm_vqa.py"),
+    "allocation.py": (_pipelines_package, "allocation.py"),
+    "allocation_solvers.py": (_pipelines_package, "allocation_solvers.py"),
+}
+AUTO_MAP = {"AutoConfig": "configuration_tokcom.TokComConfig", "AutoModel": "modeling_tokcom.TokComForAVQA"}
+CUSTOM_PIPELINES = {TASK: {"impl": "token_comm_vqa.TokenCommVQAPipeline", "pt": ["AutoModel"], "tf": [], "type": "multimodal"}}
+REQUIRED_FILES = ("config.json", "model.safetensors", "README.md", "processor_config.json", "tokenizer.json")
+REQUIRED_CARD_FIELDS = ("library_name", "pipeline_tag", "license", "tags", "datasets")
+_ABSOLUTE_IMPORT = re.compile(r"^(\s*)from tokcom\.(?:modeling|pipelines)\.(\w+) import", re.MULTILINE)
+_ANY_TOKCOM_IMPORT = re.compile(r"^\s*(?:from|import)\s+tokcom\b", re.MULTILINE)
+
+
+class PublishError(RuntimeError):
+    """`tokcom publish` could not validate or upload a folder; the message says why and what to do."""
+
+
+def remote_code_source(source: str, file_name: str) -> str:
+    """`source` of one module with `from tokcom.modeling.X import` / `from tokcom.pipelines.X import` rewritten to
+    `from .X import`; `ValueError` if another import of `tokcom` remains (it would not load without the package).
+
+    >>> remote_code_source("from tokcom.modeling.channel import TokenChannel\\n", "a.py")
+    'from .channel import TokenChannel\\n'
+    """
+    rewritten = _ABSOLUTE_IMPORT.sub(lambda m: f"{m.group(1)}from .{m.group(2)} import", source)
+    for match in _ABSOLUTE_IMPORT.finditer(source):
+        if f"{match.group(2)}.py" not in REMOTE_CODE_FILES:
+            raise ValueError(f"{file_name} imports tokcom.*.{match.group(2)}, which is not exported remote code.")
+    if _ANY_TOKCOM_IMPORT.search(rewritten):
+        raise ValueError(f"{file_name} still imports `tokcom` after rewriting; remote code must be self-contained.")
+    return rewritten
+
+
+def _resolve_model(model: str | os.PathLike | None) -> str:
+    from tokcom.defaults import default_model_path
+
+    if model is None or str(model) == "default":
+        return str(default_model_path())
+    path = Path(model)
+    if path.exists() and not (path / "config.json").is_file():
+        raise FileNotFoundError(f"`--model` {path} is a folder without config.json; pass a TokComForAVQA checkpoint.")
+    return str(model)  # a folder, or a Hub repo id (from_pretrained downloads it when the Hub is reachable)
+
+
+def _evaluation(model_dir: Path, results: str | os.PathLike | None) -> dict | None:
+    path = Path(results) if results is not None else model_dir / "evaluation.json"
+    if not path.is_file():
+        if results is not None:
+            raise FileNotFoundError(f"`--results` file not found: {path}")
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def export_model(
+    model: str | os.PathLike | None,
+    output_dir: str | os.PathLike,
+    repo_id: str | None = None,
+    results: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the Hub repo of a TokComForAVQA checkpoint into `output_dir` and return it.
+
+    Args:
+        model: a checkpoint folder or Hub repo id; `None` or `"default"` is the embedded default.
+        output_dir: the folder to create; it must not exist unless `overwrite=True`. The repo is written to a
+            temporary sibling and moved into place at the end, so a failure leaves nothing half-written.
+        repo_id: what the card's usage snippet loads (default: the output folder's name).
+        results: an evaluation JSON (`tokcom evaluate --output`, or `build_default`'s summary); default
+            `<model>/evaluation.json` when present. It fills the card's `model-index` and results tables.
+        overwrite: replace an existing `output_dir`.
+    """
+    from tokcom.modeling import TokComForAVQA
+    from tokcom.modeling.processing_tokcom import TokComProcessor
+    from tokcom.training.model_card import render_model_card
+
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not overwrite:  # checked before loading anything
+        raise FileExistsError(f"`--output` {output_dir} already exists; pass --overwrite to replace it.")
+    source = _resolve_model(model)
+    loaded = TokComForAVQA.from_pretrained(source)
+    processor = TokComProcessor.from_pretrained(source)
+    source_dir = Path(source) if Path(source).is_dir() else Path(loaded.name_or_path)
+    evaluation = _evaluation(source_dir, results)
+
+    with staged_directory(output_dir, overwrite, "--output") as staging:
+        loaded.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+        config["auto_map"] = dict(AUTO_MAP)
+        config["custom_pipelines"] = json.loads(json.dumps(CUSTOM_PIPELINES))
+        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for target, (package, file_name) in REMOTE_CODE_FILES.items():
+            text = (Path(package.__file__).parent / file_name).read_text(encoding="utf-8")
+            (staging / target).write_text(remote_code_source(text, file_name), encoding="utf-8")
+        for extra in ("tokcom_recipe.json",):
+            if (source_dir / extra).is_file():
+                shutil.copy2(source_dir / extra, staging / extra)
+        if evaluation is not None:
+            (staging / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+        command = (evaluation or {}).get("command", "tokcom evaluate")
+        card_text = render_model_card(staging, evaluation, command, name=output_dir.name, model_id=repo_id or output_dir.name)
+        ModelCard(card_text).save(staging / "README.md")
+        validate_model_card(staging / "README.md")
+    return output_dir
+
+
+def validate_model_card(path: str | os.PathLike) -> ModelCardData:
+    """Parse and check a model card offline: YAML front matter with `REQUIRED_CARD_FIELDS`, and a `model-index` whose
+    results parse into `EvalResult`s when present. Returns the card data; `PublishError` names what is wrong.
+
+    (`ModelCard.validate()` asks the Hub's server, so it cannot run offline; this checks what it can locally.)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PublishError(f"No model card at {path}; `tokcom export` writes one.")
+    try:
+        card = ModelCard.load(path)
+    except Exception as error:  # huggingface_hub raises ValueError/yaml errors for malformed front matter
+        raise PublishError(f"{path} has no valid YAML front matter: {error}") from None
+    data = card.data
+    missing = [field for field in REQUIRED_CARD_FIELDS if not getattr(data, field, None)]
+    if missing:
+        raise PublishError(f"{path} lacks card metadata {missing}; every tokcom card declares {list(REQUIRED_CARD_FIELDS)}.")
+    if data.library_name != "transformers":
+        raise PublishError(f"{path}: `library_name` must be 'transformers', got {data.library_name!r}.")
+    for result in data.eval_results or []:
+        if not isinstance(result.metric_value, (int, float)):
+            raise PublishError(f"{path}: model-index value {result.metric_value!r} of {result.metric_name!r} is not a number.")
+    return data
+
+
+def publish_plan(folder: str | os.PathLike) -> list[dict]:
+    """Check an exported folder (`REQUIRED_FILES`, a valid card, no pickled weights) and list what an upload
+    sends: `[{"path": relative path, "bytes": size}]`, sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise PublishError(f"`folder` {folder} is not a directory; create it with `tokcom export`.")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PublishError(f"{folder} is not a complete export: missing {missing}. Run `tokcom export` first.")
+    validate_model_card(folder / "README.md")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    pickled = [p.name for p in files if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
+    if pickled:
+        raise PublishError(f"{folder} holds pickled files {pickled}; tokcom publishes safetensors only.")
+    return [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size} for p in files]
+
+
+def publish_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    private: bool = False,
+    dry_run: bool = False,
+    repo_type: str = "model",
+    token: str | None = None,
+) -> dict:
+    """Upload an exported folder to the Hub (`create_repo(exist_ok=True)` + `upload_folder`).
+
+    `dry_run=True` only validates and returns the plan. The token comes from `token`, `HF_TOKEN` or `hf auth
+    login`; it is never printed or returned. Network and authentication failures raise `PublishError`.
+    Returns `{"repo_id", "repo_type", "private", "files", "total_bytes", "dry_run", "url"}`.
+    """
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id or ""):
+        raise PublishError(f"`--repo-id` must look like OWNER/NAME, got {repo_id!r}.")
+    if repo_type not in ("model", "space"):
+        raise PublishError(f"`repo_type` must be 'model' or 'space', got {repo_type!r}.")
+    files = publish_plan(folder) if repo_type == "model" else _space_plan(folder)
+    report = {
+        "repo_id": repo_id,
+        "repo_type": repo_type,
+        "private": private,
+        "files": files,
+        "total_bytes": sum(f["bytes"] for f in files),
+        "dry_run": dry_run,
+        "url": None,
+    }
+    if dry_run:
+        return report
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    token = token or get_token()
+    if not token:
+        raise PublishError("No Hugging Face token: set HF_TOKEN or run `hf auth login` (the token is never printed).")
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True,
+                              **({"space_sdk": "gradio"} if repo_type == "space" else {}))  # fmt: skip
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message="Upload with tokcom publish")
+    except OfflineModeIsEnabled:
+        raise PublishError("HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it (and be online) to publish.") from None
+    except HfHubHTTPError as error:
+        status = getattr(getattr(error, "response", None), "status_code", "?")
+        raise PublishError(f"The Hub refused the upload of {repo_id} (HTTP {status}); check the token's write access.") from None
+    except OSError as error:  # connection errors (httpx.ConnectError subclasses are caught below)
+        raise PublishError(f"Could not reach the Hugging Face Hub to upload {repo_id}: {error.__class__.__name__}.") from None
+    except Exception as error:
+        if type(error).__module__.startswith(("httpx", "httpcore")):
+            raise PublishError(f"Could not reach the Hugging Face Hub to upload {repo_id}: {error.__class__.__name__}.") from None
+        raise
+    report["url"] = str(url)
+    return report
+
+
+def _space_plan(folder: str | os.PathLike) -> list[dict]:
+    folder = Path(folder)
+    for name in ("app.py", "README.md", "requirements.txt"):
+        if not (folder / name).is_file():
+            raise PublishError(f"{folder} is not a Space folder: missing {name}. Build one with `tokcom space --build DIR`.")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    return [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size} for p in files]
+
+
+__all__ = [
+    "AUTO_MAP",
+    "CUSTOM_PIPELINES",
+    "PublishError",
+    "REMOTE_CODE_FILES",
+    "export_model",
+    "publish_folder",
+    "publish_plan",
+    "remote_code_source",
+    "validate_model_card",
+]

@@ -1,0 +1,95 @@
+"""Build and run the Gradio Space: `tokcom space [--build-dir DIR] [--port 7860] [--no-launch]`.
+
+A built Space folder holds `app.py`, `requirements.txt` and `README.md` (from `spaces/`), the model exported with
+`tokcom export` (`model/`) and sample scenes from the synthetic world (`samples/`: frames as PNG, audio as 16-bit
+`.wav`, questions with their answers). It runs offline and is the folder to upload as a Hugging Face Space.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SPACE_FILES = ("app.py", "requirements.txt", "README.md")
+
+
+def write_samples(folder: str | os.PathLike, num_scenes: int = 6, seed: int = 2024) -> list[dict]:
+    """Synthetic scenes as files: `<folder>/<id>/frame_00.png ... audio.wav` and `<folder>/index.json`.
+
+    >>> import tempfile
+    >>> rows = write_samples(tempfile.mkdtemp(), num_scenes=2)
+    >>> len(rows), sorted(rows[0])
+    (2, ['caption', 'id', 'questions'])
+    """
+    from PIL import Image
+    from scipy.io import wavfile
+
+    from tokcom.training.data.synthetic_avqa import SyntheticAVQAConfig, describe_scene, generate_questions, generate_scenes
+
+    if not 1 <= num_scenes <= 64:
+        raise ValueError(f"`num_scenes` must be in [1, 64], got {num_scenes}.")
+    folder = Path(folder)
+    config = SyntheticAVQAConfig(questions_per_scene=6)
+    scenes = generate_scenes(num_scenes, seed=seed, config=config)
+    questions = generate_questions(scenes, seed=seed, config=config)
+    rows = []
+    for index in range(num_scenes):
+        scene_id = f"scene-{index:02d}"
+        scene_dir = folder / scene_id
+        scene_dir.mkdir(parents=True, exist_ok=True)
+        for t, frame in enumerate(scenes.video[index]):
+            Image.fromarray(frame).save(scene_dir / f"frame_{t:02d}.png")
+        pcm = np.clip(scenes.audio[index], -1.0, 1.0)
+        wavfile.write(scene_dir / "audio.wav", scenes.sampling_rate, (pcm * 32767).astype(np.int16))
+        asked = [
+            {"question": q["question"], "answer": q["anser"], "type": json.loads(q["type"])}
+            for q in questions
+            if q["scene_index"] == index
+        ]
+        rows.append({"id": scene_id, "caption": describe_scene(*scenes.layout(index)), "questions": asked})
+    (folder / "index.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return rows
+
+
+def build_space(output_dir: str | os.PathLike, model: str | None = None, num_scenes: int = 6, overwrite: bool = False) -> Path:
+    """Write a runnable Space folder (app, requirements, card, exported model, samples) into `output_dir`.
+
+    The folder is assembled beside `output_dir` and moved into place at the end, so a failure leaves nothing
+    half-written. `model`: a checkpoint folder or repo id (default: the embedded default).
+    """
+    from tokcom.files import staged_directory
+    from tokcom.hub import export_model
+
+    source = Path(__file__).resolve().parent.parent / "spaces"
+    if not (source / "app.py").is_file():
+        import tokcom.spaces
+
+        source = Path(tokcom.spaces.__file__).parent
+    with staged_directory(output_dir, overwrite, "--build-dir") as staging:
+        for name in SPACE_FILES:
+            shutil.copy2(source / name, staging / name)
+        export_model(model, staging / "model")
+        write_samples(staging / "samples", num_scenes=num_scenes)
+    return Path(output_dir)
+
+
+def launch_space(folder: str | os.PathLike, port: int = 7860, host: str = "127.0.0.1") -> int:
+    """Serve a built Space folder with its own `app.py` (blocks until stopped); returns the exit code."""
+    folder = Path(folder)
+    if not (folder / "app.py").is_file():
+        raise FileNotFoundError(f"{folder} has no app.py; build it with `tokcom space --build-dir {folder}`.")
+    if not 1 <= port <= 65535:
+        raise ValueError(f"`--port` must be in [1, 65535], got {port}.")
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": host, "GRADIO_ANALYTICS_ENABLED": "False",
+           "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}  # fmt: skip
+    print(f"serving {folder} at http://{host}:{port}/ (Ctrl-C stops it)", file=sys.stderr)
+    return subprocess.call([sys.executable, str(folder / "app.py")], cwd=folder, env=env)
+
+
+__all__ = ["SPACE_FILES", "build_space", "launch_space", "write_samples"]
