@@ -99,10 +99,10 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
         rate, data = wavfile.read(path)
     except ValueError:
         raise gr.Error("The audio file is not a readable .wav file.") from None
+    if np.issubdtype(data.dtype, np.integer):  # scale PCM before mixing down (the mean turns ints into floats)
+        data = data.astype(np.float32) / np.iinfo(data.dtype).max
     if data.ndim == 2:
         data = data.mean(axis=1)
-    if np.issubdtype(data.dtype, np.integer):
-        data = data.astype(np.float32) / np.iinfo(data.dtype).max
     if len(data) / rate > MAX_AUDIO_SECONDS:
         raise gr.Error(f"Audio must be at most {MAX_AUDIO_SECONDS:g} s long.")
     return data.astype(np.float32), int(rate)

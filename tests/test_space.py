@@ -121,3 +121,35 @@ def test_browser_moves_the_snr_slider_submits_and_reads_answer_and_report(runnin
         finally:
             browser.close()
     assert (ARTIFACTS / "space-by-hand.png").stat().st_size > 10_000
+
+
+def test_uploaded_files_are_checked_with_friendly_messages(tmp_path):
+    import gradio as gr
+    from PIL import Image
+
+    from tokcom.spaces import app
+
+    for index in range(3):
+        Image.fromarray(np.full((20, 24, 3), index * 50, np.uint8)).save(tmp_path / f"f{2 - index}.png")
+    frames = app.read_frames([str(tmp_path / f"f{i}.png") for i in range(3)])
+    assert frames.shape == (3, 20, 24, 3) and frames[0, 0, 0, 0] == 100  # sorted by file name: f0 was saved last
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(gr.Error, match="images"):
+        app.read_frames([str(tmp_path / "notes.txt")])
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "small.png")
+    with pytest.raises(gr.Error, match="same size"):
+        app.read_frames([str(tmp_path / "f0.png"), str(tmp_path / "small.png")])
+    with pytest.raises(gr.Error, match="at most"):
+        app.read_frames([str(tmp_path / "f0.png")] * (app.MAX_FRAMES + 1))
+
+    wavfile.write(tmp_path / "stereo.wav", 8000, np.full((800, 2), 16384, np.int16))
+    waveform, rate = app.read_audio(str(tmp_path / "stereo.wav"))
+    assert rate == 8000 and waveform.shape == (800,) and waveform.dtype == np.float32 and abs(waveform[0] - 0.5) < 1e-3
+    with pytest.raises(gr.Error, match=".wav"):
+        app.read_audio(str(tmp_path / "f0.png"))
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(gr.Error, match="readable"):
+        app.read_audio(str(tmp_path / "broken.wav"))
+    wavfile.write(tmp_path / "long.wav", 1000, np.zeros(31_000, np.int16))
+    with pytest.raises(gr.Error, match="30 s"):
+        app.read_audio(str(tmp_path / "long.wav"))
