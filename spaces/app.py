@@ -168,7 +168,7 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
         if sample_id not in by_id:
             return None, None, gr.update(choices=[], value=None)
         folder = samples_dir / sample_id
-        frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("frame_*.png"))])
+        frames = read_frames([str(p) for p in folder.glob("frame_*.png")])
         questions = [q["question"] for q in by_id[sample_id]["questions"]]
         return frames_strip(frames), str(folder / "audio.wav"), gr.update(choices=questions, value=questions[0])
 
@@ -182,7 +182,7 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
         if frame_files:
             frames = read_frames([getattr(f, "name", f) for f in frame_files])
         elif sample_id in by_id:
-            frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted((samples_dir / sample_id).glob("frame_*.png"))])
+            frames = read_frames([str(p) for p in (samples_dir / sample_id).glob("frame_*.png")])
         else:
             raise gr.Error("Pick a sample scene or upload frames.")
         if not audio_path:
