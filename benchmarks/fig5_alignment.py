@@ -53,6 +53,9 @@ def allocated_lengths(model_dir: Path) -> tuple[int, int]:
 def run(seeds, num_samples: int, base: Path, out_dir: Path, recipe_name: str, base_model: Path | None = None) -> dict:
     began = time.time()
     recipe = load_recipe(recipe_name)
+    command = f"python benchmarks/fig5_alignment.py --seeds {' '.join(map(str, seeds))} --num-samples {num_samples}"
+    if base_model is not None:
+        command += f" --base-model {base_model}"
     if base_model is None:
         base_model = base / "model"
         if not (base_model / "config.json").exists():
@@ -80,7 +83,7 @@ def run(seeds, num_samples: int, base: Path, out_dir: Path, recipe_name: str, ba
         for channel in ("awgn", "rayleigh")
     }
     return {
-        "command": f"python benchmarks/fig5_alignment.py --seeds {' '.join(map(str, seeds))} --num-samples {num_samples}",
+        "command": command,
         "base_model": str(base_model),
         "snr_db": list(SNRS_DB),
         "seeds": list(seeds),

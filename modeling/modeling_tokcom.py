@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .channel import TokenChannel
@@ -181,6 +183,16 @@ class TokComForAVQA(TokComPreTrainedModel):
             )
             inject_adapter_in_model(lora, self.language_model)
         self.post_init()
+        self._zero_lora_b()
+
+    @torch.no_grad()
+    def _zero_lora_b(self) -> None:
+        # peft starts every adapter as the identity (lora_B = 0, eq. 11), but the LLM's own Linear init in
+        # `post_init` redraws lora_B at random; `init.zeros_` leaves weights loaded from a checkpoint untouched.
+        for module in self.language_model.modules():
+            if isinstance(module, LoraLayer):
+                for adapter in module.lora_B.values():
+                    init.zeros_(adapter.weight)
 
     # ------------------------------------------------------------------ building blocks
 

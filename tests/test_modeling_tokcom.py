@@ -110,6 +110,22 @@ def test_lora_adapter_is_attached_with_rank_from_config():
     assert not [n for n, _ in TokComForAVQA(TokComConfig.tiny(use_lora=False)).named_parameters() if "lora_" in n]
 
 
+def test_lora_adapter_starts_as_the_identity_and_trained_values_survive_reloading(tmp_path):
+    model = TokComForAVQA(TokComConfig.tiny()).eval()
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(torch.count_nonzero(p) == 0 for p in lora_b)  # peft's start: B = 0
+    ids = torch.randint(3, 200, (2, 7))
+    with torch.no_grad():
+        with_adapter = model.language_model(input_ids=ids).logits
+        for p in lora_b:
+            p.normal_()
+        assert not torch.allclose(model.language_model(input_ids=ids).logits, with_adapter)
+    model.save_pretrained(tmp_path)
+    loaded = TokComForAVQA.from_pretrained(tmp_path)
+    reloaded = [p for n, p in loaded.named_parameters() if "lora_B" in n]
+    assert all(torch.equal(a, b) for a, b in zip(lora_b, reloaded))  # loading does not re-zero them
+
+
 def test_answer_generates_over_the_vocabulary_and_scores_are_probabilities(model, inputs):
     out = model.answer(**inputs, snr_db=20.0, max_new_tokens=3)
     assert out.sequences.shape[0] == BATCH and 1 <= out.sequences.shape[1] <= 3

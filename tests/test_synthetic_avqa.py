@@ -188,6 +188,26 @@ def test_captions_describe_the_scenes():
         assert desc == S.describe_scene(instruments, intervals, gain_levels) and desc.endswith(".")
 
 
+def test_slot_descriptions_hold_the_whole_layout_at_fixed_offsets():
+    scenes = S.generate_scenes(60, S._children(7, 2)[0])
+    for n in range(60):
+        instruments, intervals, gain_levels = scenes.layout(n)
+        clauses = S.describe_slots(instruments, intervals, gain_levels).split(" . ")
+        assert len(clauses) == 4
+        for slot, clause in enumerate(clauses):
+            name, instrument, loudness, timing = clause.rstrip(" .").split(" ")
+            assert name == ("left", "middle", "right", "off")[slot]
+            empty = instruments[slot] < 0 or (slot == 3 and intervals[3] == 0)
+            assert (instrument == "no") == empty
+            if empty:
+                continue
+            assert instrument == S.INSTRUMENTS[instruments[slot]]
+            assert timing == ("silent", "throughout", "beginning", "end")[intervals[slot]]
+            expected = ("softly", "moderately", "loudly")[gain_levels[slot]] if intervals[slot] else "no"
+            assert loudness == expected
+    assert set(S.CAPTION_STYLES) == {"free", "slots"}
+
+
 def test_question_only_baseline_is_far_below_media_reader(splits):
     train, test = splits["train"], splits["test"]
     scores = perception.score_baselines(train, test)  # type -> (question-only hits, media hits, count)

@@ -99,6 +99,8 @@ def test_recipes_validate():
         validate_recipe({"stages": {"task": {"steps": 1, "batch_size": 2}}})
     with pytest.raises(ValueError, match="unknown"):
         validate_recipe({"stages": {"warmup": {"steps": 1, "batch_size": 2, "learning_rate": 0.1}}})
+    with pytest.raises(ValueError, match="data.caption_style"):
+        validate_recipe({"stages": {}, "data": {"caption_style": "poetry"}})
     with pytest.raises(ValueError, match="snr_db_range"):
         validate_recipe({"stages": {}, "channel": {"snr_db_range": [10, 0]}})
     with pytest.raises(ValueError, match="max_steps"):
@@ -157,3 +159,31 @@ def test_performance_model_fit_is_written_into_the_checkpoint(smoke_model, tmp_p
     written = TokComConfig.from_pretrained(copy).performance_model
     assert written == fit["performance_model"]
     assert all(set(phi) == {"alpha", "beta", "gamma"} and min(phi.values()) >= 0 for phi in written.values())
+
+
+def test_text_ceiling_matches_unbatched_greedy_reading_of_the_caption(smoke_model):
+    from tokcom.training.evaluate_tokcom import model_recipe, text_ceiling
+    from tokcom.training.synthetic_corpus import build_synthetic_corpus
+
+    output, _ = smoke_model
+    snapshot = output / "stages" / "pretrain_text"
+    report = text_ceiling(snapshot, num_samples=12, batch_size=5)  # batches of unequal caption/question lengths
+    assert report["num_samples"] == 12 and sum(t["count"] for t in report["per_type"].values()) == 12
+    # independent check: one question at a time, no padding, greedy decoding of the answer's length
+    model = TokComForAVQA.from_pretrained(snapshot).eval()
+    processor = TokComProcessor.from_pretrained(snapshot)
+    corpus, _ = build_synthetic_corpus(model_recipe(snapshot), split="test", processor=processor)
+    correct = 0
+    with torch.no_grad():
+        for index in range(12):
+            scene = corpus.scene_index[index]
+            caption = corpus.caption_ids[scene][corpus.caption_mask[scene].bool()]
+            question = corpus.question_ids[index][corpus.question_mask[index].bool()]
+            labels = corpus.labels[index][corpus.labels[index] >= 0]
+            ids = torch.cat([caption, question]).unsqueeze(0)
+            predicted = []
+            for _ in range(len(labels)):
+                predicted.append(int(model.language_model(input_ids=ids).logits[0, -1].argmax()))
+                ids = torch.cat([ids, torch.tensor([[predicted[-1]]])], dim=1)
+            correct += predicted == labels.tolist()
+    assert report["accuracy"] == pytest.approx(correct / 12)

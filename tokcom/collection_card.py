@@ -24,6 +24,24 @@ def _load(results_dir: Path, relative: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _per_type_table(report: dict, ceiling: dict) -> list[str]:
+    """Per question type at the highest SNR: the model beside the text ceiling and the question-only baseline."""
+    top = max(report["results"], key=lambda row: row["snr_db"])
+    baseline = report.get("question_only_baseline", {}).get("per_type", {})
+    ceiling = ceiling.get("per_type", {})
+    lines = [
+        "",
+        f"Per question type at {top['snr_db']:g} dB {report['channel_type'].upper()}:",
+        "",
+        "| type | questions | model | text ceiling | question-only |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, row in top["per_type"].items():
+        cells = [f"{table[kind]['accuracy']:.3f}" if kind in table else "-" for table in (ceiling, baseline)]
+        lines.append(f"| {kind} | {row['count']} | {row['accuracy']:.3f} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_results(results_dir: str | Path = REPO_ROOT / "results") -> str:
     """Markdown tables of the embedded default's accuracy vs SNR, the Fig. 5 comparison, the allocator and the data
     generator, from `results_dir`."""
@@ -48,6 +66,14 @@ def render_results(results_dir: str | Path = REPO_ROOT / "results") -> str:
     baseline = first.get("question_only_baseline", {}).get("accuracy")
     if baseline is not None:
         lines += ["", f"Question-only baseline (majority training answer per question text): {baseline:.3f}."]
+    ceiling = default.get("text_ceiling", {})
+    if ceiling:
+        lines += [
+            "",
+            f"Text ceiling (the text-pretrained LLM given the scene's caption instead of the media, same questions): "
+            f"{ceiling['accuracy']:.3f}.",
+        ]
+    lines += _per_type_table(first, ceiling)
 
     fig5 = _load(results_dir, "fig5/fig5.json")
     names = list(dict.fromkeys(key.split("/")[0] for key in fig5["curves"]))

@@ -5,7 +5,8 @@
 Steps:
   1. `train()` every stage of the recipe (unimodal pretraining, alignment, task fine-tuning);
   2. fit the performance model phi_m (eq. 15) from validation losses at several token lengths, written into config;
-  3. evaluate held-out accuracy per SNR and question type on AWGN and Rayleigh, with the question-only baseline;
+  3. evaluate held-out accuracy per SNR and question type on AWGN and Rayleigh, with the question-only baseline
+     and the text ceiling (the text-pretrained LLM given the scene caption instead of the media);
   4. write the results into `results/tokcom_avqa_default/` and the checkpoint (`evaluation.json`), and the model
      card from them;
   5. with `--install`, copy the checkpoint to `tokcom/checkpoints/tokcom-avqa-tiny/` (what `pipeline()` loads).
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 from tokcom.defaults import CHECKPOINTS_DIR, DEFAULT_AVQA_MODEL
-from tokcom.training.evaluate_tokcom import evaluate, fit_performance_models
+from tokcom.training.evaluate_tokcom import evaluate, fit_performance_models, text_ceiling
 from tokcom.training.model_card import write_model_card
 from tokcom.training.recipe import load_recipe
 from tokcom.training.train_tokcom import train
@@ -43,6 +44,8 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         channel: evaluate(model_dir, EVAL_SNRS_DB, num_samples=num_samples, channel_type=channel)  # 3.
         for channel in ("awgn", "rayleigh")
     }
+    # the LLM reading the scene caption instead of the media: what the media path could at best deliver
+    ceiling = text_ceiling(work_dir / "stages" / "pretrain_text", num_samples=num_samples)
     command = f"python -m tokcom.training.build_default --recipe {recipe_name} --num-samples {num_samples}"
     training_log = json.loads((work_dir / "training_log.json").read_text())
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -53,6 +56,7 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         "checkpoint_mb": (model_dir / "model.safetensors").stat().st_size / 2**20,
         "performance_model_fit": fit,
         "evaluation": reports,
+        "text_ceiling": ceiling,
     }
     for folder in (results_dir, model_dir):  # the checkpoint carries its own results (the exported card reads them)
         (folder / "evaluation.json").write_text(json.dumps(summary, indent=2))
@@ -79,6 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-training", action="store_true", help="reuse <work-dir>/model")
     args = parser.parse_args(argv)
     summary = build_default(args.recipe, Path(args.work_dir), Path(args.results_dir), args.install, args.skip_training, args.num_samples)
+    print("text ceiling", round(summary["text_ceiling"]["accuracy"], 3))
     for channel, report in summary["evaluation"].items():
         print(channel, [(r["snr_db"], round(r["accuracy"], 3)) for r in report["results"]])
     print(f"done in {summary['total_seconds'] / 60:.1f} min; checkpoint {summary['checkpoint_mb']:.1f} MB", file=sys.stderr)

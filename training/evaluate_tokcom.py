@@ -146,7 +146,37 @@ def evaluate(
     return report
 
 
-__all__ = ["accuracy_report", "evaluate", "fit_performance_models", "model_recipe", "predict", "question_only_baseline", "type_name"]
+@torch.no_grad()
+def text_ceiling(model_path: str | Path, num_samples: int | None = None, split: str = "test", batch_size: int = 256) -> dict:
+    """Accuracy of the checkpoint's LLM when the scene's *caption* stands where the received media tokens stand
+    (the `pretrain_text` task): an upper bound for what the media path can deliver to this LLM.
+
+    Returns `accuracy_report(...)` plus `num_samples`; an answer counts when every answer token is the argmax
+    under teacher forcing (the same as greedy decoding getting the whole answer right).
+    """
+    from tokcom.training.objectives import TextPretraining
+
+    model = TokComForAVQA.from_pretrained(model_path).eval()
+    processor = TokComProcessor.from_pretrained(model_path)
+    corpus, _ = build_synthetic_corpus(model_recipe(model_path), split=split, processor=processor)
+    count = corpus.num_questions if num_samples is None else min(num_samples, corpus.num_questions)
+    reader = TextPretraining(model)
+    correct = []
+    for start in range(0, count, batch_size):
+        questions = torch.arange(start, min(start + batch_size, count))
+        batch = corpus.question_batch(processor, questions, media=False)
+        scenes = corpus.scene_index[questions]
+        mask = corpus.caption_mask[scenes]
+        width = int(mask.sum(dim=1).max())
+        logits = reader.answer_logits(corpus.caption_ids[scenes, :width], mask[:, :width], **batch)
+        labels = batch["labels"]
+        correct += ((logits.argmax(-1) == labels) | (labels < 0)).all(dim=1).tolist()
+    truths = corpus.answers[:count]
+    report = accuracy_report([t if ok else None for t, ok in zip(truths, correct)], truths, corpus.types[:count])
+    return {"split": split, "num_samples": count, **report}
+
+
+__all__ = ["accuracy_report", "evaluate", "fit_performance_models", "model_recipe", "predict", "question_only_baseline", "text_ceiling", "type_name"]
 
 
 def fit_performance_models(

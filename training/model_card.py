@@ -55,7 +55,7 @@ The model alone: `AutoModel.from_pretrained("{model_id}", trust_remote_code=True
 
 {results_tables}
 
-Question-only baseline (majority training answer for the same question text): {baseline}.
+{baselines}
 
 ## Training recipe
 
@@ -171,10 +171,22 @@ def render_model_card(
         model_id=model_id or name,
         command=command,
         results_tables=_results_tables(reports),
-        baseline=f"{baseline:.3f}" if baseline is not None else "not measured",
+        baselines=_baselines(baseline, (evaluation or {}).get("text_ceiling", {}).get("accuracy")),
         stages=_stages(recipe, training_log),
         performance_model=json.dumps(config.performance_model),
     )
+
+
+def _baselines(question_only: float | None, text_ceiling: float | None) -> str:
+    lines = [
+        "Question-only baseline (majority training answer for the same question text): "
+        + (f"{question_only:.3f}." if question_only is not None else "not measured.")
+    ]
+    if text_ceiling is not None:
+        lines.append(
+            f"Text ceiling (the text-pretrained LLM given the scene's caption instead of the media): {text_ceiling:.3f}."
+        )
+    return "\n".join(lines)
 
 
 def write_model_card(

@@ -105,6 +105,11 @@ class TextPretraining(nn.Module):
         self.question_first = model.config.prompt_order.index("text") == 0
 
     def forward(self, caption_ids, caption_mask, input_ids, attention_mask, labels) -> torch.Tensor:
+        answer_logits = self.answer_logits(caption_ids, caption_mask, input_ids, attention_mask, labels)
+        return F.cross_entropy(answer_logits.float().flatten(0, 1), labels.flatten())
+
+    def answer_logits(self, caption_ids, caption_mask, input_ids, attention_mask, labels) -> torch.Tensor:
+        """Teacher-forced logits `(batch, answer_len, vocab)`; position j predicts answer token j."""
         embed = self.language_model.get_input_embeddings()
         parts = [(caption_ids, caption_mask), (input_ids, attention_mask)]
         if self.question_first:
@@ -117,8 +122,7 @@ class TextPretraining(nn.Module):
         logits = self.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids).logits
         # answer token j is predicted at the position before it (the prompt ends on a real token)
         start = prompt.shape[1] - 1
-        answer_logits = logits[:, start : start + labels.shape[1]]
-        return F.cross_entropy(answer_logits.float().flatten(0, 1), labels.flatten())
+        return logits[:, start : start + labels.shape[1]]
 
 
 class Alignment(nn.Module):

@@ -42,6 +42,8 @@ def validate_recipe(recipe: dict) -> None:
     for key in ("train_scenes", "validation_scenes", "test_scenes"):
         if key in data and int(data[key]) < 1:
             raise ValueError(f"Recipe field `data.{key}` must be >= 1, got {data[key]}.")
+    if data.get("caption_style", "free") not in ("free", "slots"):
+        raise ValueError(f"Recipe field `data.caption_style` must be 'free' or 'slots', got {data['caption_style']!r}.")
     low, high = recipe.get("channel", {}).get("snr_db_range", [0.0, 0.0])
     if not low <= high:
         raise ValueError(f"Recipe field `channel.snr_db_range` must be [low, high] with low <= high, got {[low, high]}.")

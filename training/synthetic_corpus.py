@@ -12,11 +12,11 @@ from tokcom.modeling.processing_tokcom import TokComProcessor, default_feature_e
 from tokcom.training.avqa_tensors import AVQATensors
 from tokcom.training.data.synthetic_avqa import (
     ANSWER_VOCAB,
+    CAPTION_STYLES,
     INSTRUMENTS,
     POSITIONS,
     QUESTION_TEMPLATES,
     SyntheticAVQAConfig,
-    describe_scene,
     generate_split,
 )
 from tokcom.training.tokenization import build_word_tokenizer
@@ -29,7 +29,7 @@ def world_vocabulary_texts(config: SyntheticAVQAConfig | None = None) -> list[st
     texts = [t["question_content"].replace("<", " ").replace(">", " ") for t in QUESTION_TEMPLATES]
     texts += list(ANSWER_VOCAB) + list(INSTRUMENTS) + list(POSITIONS) + ["first", "last", "object", "lr", "fl"]
     probe, _ = generate_split("train", 2000, 1, 1, seed=12345, config=config, questions_only=True)  # layouts only
-    texts += [describe_scene(*probe.layout(i)) for i in range(len(probe))]
+    texts += [describe(*probe.layout(i)) for i in range(len(probe)) for describe in CAPTION_STYLES.values()]
     return texts
 
 
@@ -50,7 +50,8 @@ def build_synthetic_corpus(
 ) -> tuple[AVQATensors, TokComProcessor]:
     """Scenes, questions, captions and layout targets of `split` as `AVQATensors` (and the processor used).
 
-    `recipe["data"]` gives `train_scenes`, `validation_scenes`, `test_scenes`, `questions_per_scene`;
+    `recipe["data"]` gives `train_scenes`, `validation_scenes`, `test_scenes`, `questions_per_scene` and
+    `caption_style` (`"free"`: VALOR-style sentences, the default; `"slots"`: fixed-slot descriptions);
     `recipe["seed"]` the world seed. `num_scenes` truncates the split (e.g. a quick evaluation).
     """
     if split not in SPLITS:
@@ -66,9 +67,12 @@ def build_synthetic_corpus(
             scenes.instruments[keep], scenes.intervals[keep], scenes.gain_levels[keep],
             scenes.video[keep], scenes.audio[keep], scenes.sampling_rate,
         )  # fmt: skip
+    style = data.get("caption_style", "free")
+    if style not in CAPTION_STYLES:
+        raise ValueError(f"`data.caption_style` must be one of {sorted(CAPTION_STYLES)}, got {style!r}.")
     if processor is None:
         processor = build_processor(scenes.audio, scenes.sampling_rate, config)
-    captions = [describe_scene(*scenes.layout(i)) for i in range(len(scenes))]
+    captions = [CAPTION_STYLES[style](*scenes.layout(i)) for i in range(len(scenes))]
     corpus = AVQATensors.build(
         processor,
         scenes.video,

@@ -74,6 +74,7 @@ import pyarrow as pa
 
 __all__ = [
     "ANSWER_VOCAB",
+    "CAPTION_STYLES",
     "COLOURS",
     "DRUM_BAND_HZ",
     "FUNDAMENTALS_HZ",
@@ -91,6 +92,7 @@ __all__ = [
     "avqa_features",
     "caption_features",
     "describe_scene",
+    "describe_slots",
     "generate_avqa",
     "generate_avqa_splits",
     "generate_questions",
@@ -564,7 +566,7 @@ def generate_questions(scenes: SyntheticScenes, seed=0, config: SyntheticAVQACon
 # ---------------------------------------------------------------------------------------------
 
 _WHERE = ("on the left", "in the middle", "on the right")
-_MANNER = (" softly", "", " loudly")
+_MANNER = (" softly", " moderately", " loudly")  # every loudness level is named (Comparatives read it)
 _WHEN = ("", " throughout", " at the beginning", " at the end")
 
 
@@ -590,6 +592,33 @@ def describe_scene(instruments, intervals, gain_levels) -> str:
         when = _WHEN[intervals[3]] if intervals[3] > 1 else ""
         text += f"; a {INSTRUMENTS[instruments[3]]} is heard{_MANNER[gain_levels[3]]} off screen{when}"
     return text[0].upper() + text[1:] + "."
+
+
+_SLOT_NAMES = ("left", "middle", "right", "off")
+_SLOT_LOUDNESS = ("softly", "moderately", "loudly")
+_SLOT_TIMING = ("silent", "throughout", "beginning", "end")
+
+
+def describe_slots(instruments, intervals, gain_levels) -> str:
+    """A fixed-slot description of one scene layout: four clauses `position instrument loudness timing .`
+    (left, middle, right, off screen), `no` where a slot is empty. Every fact sits at the same offset in every
+    scene, which a tiny LLM learns to look up far more reliably than free-form captions (see
+    `benchmarks/text_lookup_probe.py`).
+
+    >>> describe_slots([1, -1, 5, 3], [3, 0, 0, 1], [2, 0, 0, 0])
+    'left violin loudly end . middle no no no . right drum no silent . off flute softly throughout .'
+    """
+    clauses = []
+    for slot, name in enumerate(_SLOT_NAMES):
+        if instruments[slot] < 0 or (slot == 3 and intervals[3] == 0):
+            clauses.append(f"{name} no no no .")
+            continue
+        loudness = _SLOT_LOUDNESS[gain_levels[slot]] if intervals[slot] else "no"
+        clauses.append(f"{name} {INSTRUMENTS[instruments[slot]]} {loudness} {_SLOT_TIMING[intervals[slot]]} .")
+    return " ".join(clauses)
+
+
+CAPTION_STYLES = {"free": describe_scene, "slots": describe_slots}
 
 
 # ---------------------------------------------------------------------------------------------
