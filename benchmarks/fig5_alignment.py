@@ -56,7 +56,7 @@ def run(seeds, num_samples: int, base: Path, out_dir: Path, recipe_name: str, ba
     command = f"python benchmarks/fig5_alignment.py --seeds {' '.join(map(str, seeds))} --num-samples {num_samples}"
     if base_model is not None:
         command += f" --base-model {base_model}"
-    if base_model is None:
+    else:
         base_model = base / "model"
         if not (base_model / "config.json").exists():
             train(recipe, base, stages=PRETRAIN_STAGES)

@@ -137,6 +137,20 @@ class AVQATensors:
             batch["input_values"] = self.input_values[scenes]
         return batch
 
+    def text_stage_batch(self, processor: TokComProcessor, questions: torch.Tensor) -> dict:
+        """Text-pretraining inputs for `questions` `(batch,)`: each question's scene caption (ids/mask trimmed, in
+        place of the media) and the question batch without media."""
+        if self.caption_ids is None:
+            raise ValueError("This corpus has no captions; build it with `captions=`.")
+        scenes = self.scene_index[questions]
+        mask = self.caption_mask[scenes]
+        width = int(mask.sum(dim=1).max())
+        return {
+            "caption_ids": self.caption_ids[scenes, :width],
+            "caption_mask": mask[:, :width],
+            **self.question_batch(processor, questions, media=False),
+        }
+
     def caption_batch(self, processor: TokComProcessor, scenes: torch.Tensor) -> dict:
         """Alignment-stage inputs for `scenes`: media and their caption tokens."""
         if self.caption_ids is None:

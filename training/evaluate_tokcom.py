@@ -163,12 +163,8 @@ def text_ceiling(model_path: str | Path, num_samples: int | None = None, split: 
     reader = TextPretraining(model)
     correct = []
     for start in range(0, count, batch_size):
-        questions = torch.arange(start, min(start + batch_size, count))
-        batch = corpus.question_batch(processor, questions, media=False)
-        scenes = corpus.scene_index[questions]
-        mask = corpus.caption_mask[scenes]
-        width = int(mask.sum(dim=1).max())
-        logits = reader.answer_logits(corpus.caption_ids[scenes, :width], mask[:, :width], **batch)
+        batch = corpus.text_stage_batch(processor, torch.arange(start, min(start + batch_size, count)))
+        logits = reader.answer_logits(**batch)
         labels = batch["labels"]
         correct += ((logits.argmax(-1) == labels) | (labels < 0)).all(dim=1).tolist()
     truths = corpus.answers[:count]

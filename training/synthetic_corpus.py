@@ -17,6 +17,7 @@ from tokcom.training.data.synthetic_avqa import (
     POSITIONS,
     QUESTION_TEMPLATES,
     SyntheticAVQAConfig,
+    caption_writer,
     generate_split,
 )
 from tokcom.training.tokenization import build_word_tokenizer
@@ -67,12 +68,10 @@ def build_synthetic_corpus(
             scenes.instruments[keep], scenes.intervals[keep], scenes.gain_levels[keep],
             scenes.video[keep], scenes.audio[keep], scenes.sampling_rate,
         )  # fmt: skip
-    style = data.get("caption_style", "free")
-    if style not in CAPTION_STYLES:
-        raise ValueError(f"`data.caption_style` must be one of {sorted(CAPTION_STYLES)}, got {style!r}.")
+    describe = caption_writer(data.get("caption_style", "free"))
     if processor is None:
         processor = build_processor(scenes.audio, scenes.sampling_rate, config)
-    captions = [CAPTION_STYLES[style](*scenes.layout(i)) for i in range(len(scenes))]
+    captions = [describe(*scenes.layout(i)) for i in range(len(scenes))]
     corpus = AVQATensors.build(
         processor,
         scenes.video,

@@ -119,11 +119,7 @@ class StageRunner:
                         "intervals": targets["intervals"], "num_tokens": num_tokens}  # fmt: skip
             return {"input_values": corpus.input_values[mine], **targets, "num_tokens": num_tokens}
         if stage == "pretrain_text":
-            batch = corpus.question_batch(processor, mine, media=False)
-            scenes = corpus.scene_index[mine]
-            caption_mask = corpus.caption_mask[scenes]
-            width = int(caption_mask.sum(dim=1).max())
-            return {"caption_ids": corpus.caption_ids[scenes, :width], "caption_mask": caption_mask[:, :width], **batch}
+            return corpus.text_stage_batch(processor, mine)
         # align / task: per-sample SNR per link, per-batch token lengths, a channel type per batch
         batch = corpus.caption_batch(processor, mine) if stage == "align" else corpus.question_batch(processor, mine)
         snr = _links_snr(rng, self.channel.get("snr_db_range", [-5.0, 25.0]), total)

@@ -91,6 +91,7 @@ __all__ = [
     "answer_question",
     "avqa_features",
     "caption_features",
+    "caption_writer",
     "describe_scene",
     "describe_slots",
     "generate_avqa",
@@ -619,6 +620,17 @@ def describe_slots(instruments, intervals, gain_levels) -> str:
 
 
 CAPTION_STYLES = {"free": describe_scene, "slots": describe_slots}
+
+
+def caption_writer(style: str):
+    """`CAPTION_STYLES[style]`; `ValueError` naming the recipe field `data.caption_style` otherwise.
+
+    >>> caption_writer("slots") is describe_slots
+    True
+    """
+    if style not in CAPTION_STYLES:
+        raise ValueError(f"Recipe field `data.caption_style` must be one of {sorted(CAPTION_STYLES)}, got {style!r}.")
+    return CAPTION_STYLES[style]
 
 
 # ---------------------------------------------------------------------------------------------
