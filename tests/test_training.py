@@ -187,3 +187,7 @@ def test_text_ceiling_matches_unbatched_greedy_reading_of_the_caption(smoke_mode
                 ids = torch.cat([ids, torch.tensor([[predicted[-1]]])], dim=1)
             correct += predicted == labels.tolist()
     assert report["accuracy"] == pytest.approx(correct / 12)
+    with pytest.raises(ValueError, match="num_samples"):
+        text_ceiling(snapshot, num_samples=0)
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        text_ceiling(snapshot / "missing")

@@ -33,6 +33,13 @@ def model_recipe(model_path: str | Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else load_recipe("tokcom_avqa_tiny")
 
 
+def _check_checkpoint_and_count(model_path: str | Path, num_samples: int | None) -> None:
+    if num_samples is not None and num_samples < 1:
+        raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
+    if not Path(model_path, "config.json").is_file():
+        raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+
+
 @torch.no_grad()
 def predict(
     model: TokComForAVQA,
@@ -105,10 +112,7 @@ def evaluate(
     snr_db = [float(s) for s in snr_db]
     if not snr_db or any(np.isnan(s) for s in snr_db):
         raise ValueError(f"`snr_db` must be one or more numbers, got {snr_db}.")
-    if num_samples is not None and num_samples < 1:
-        raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
-    if not Path(model_path, "config.json").is_file():
-        raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+    _check_checkpoint_and_count(model_path, num_samples)
     model = TokComForAVQA.from_pretrained(model_path).eval()
     processor = TokComProcessor.from_pretrained(model_path)
     recipe = model_recipe(model_path)
@@ -156,6 +160,7 @@ def text_ceiling(model_path: str | Path, num_samples: int | None = None, split: 
     """
     from tokcom.training.objectives import TextPretraining
 
+    _check_checkpoint_and_count(model_path, num_samples)
     model = TokComForAVQA.from_pretrained(model_path).eval()
     processor = TokComProcessor.from_pretrained(model_path)
     corpus, _ = build_synthetic_corpus(model_recipe(model_path), split=split, processor=processor)
