@@ -70,6 +70,14 @@ class TokComConfig(PreTrainedConfig):
         max_audio_tokens (`int`, defaults to 32): S_audio^max (the paper preset uses Table I's 64).
         pooling (`str`, defaults to `"avg"`): sliding-window pooling S_m, `"avg"` or `"max"` (eq. 3).
         receiver_hidden_size (`int`, defaults to 256): hidden width of each receiver head G_m (eq. 7).
+        receiver_position_embeddings (`bool`, defaults to `False`): the visual and audio receivers add a learned
+            embedding of each token's index in its frame before G_m, so that tokens carrying the same scene can be
+            decoded into different words (token-level alignment, see `TokComForAVQA.alignment_loss`). The
+            receiver knows each token's index from its place in the frame; nothing extra is transmitted.
+        receiver_token_period (`dict`, *optional*): `{"visual": L_v, "audio": L_a}`. When set, the transmitter's
+            tokens repeat a description of L_m words (token i carries word i mod L_m, see token-level alignment),
+            and the receiver *combines* the repeats: the decoded tokens i, i + L_m, i + 2 L_m, ... are averaged
+            into one, so the LLM reads min(s_m, L_m) tokens of modality m and extra tokens buy noise averaging.
         contrastive_temperature (`float`, defaults to 0.07): tau of eq. (10).
         use_lora (`bool`, defaults to `True`): attach a LoRA adapter to the LLM (eq. 11).
         lora_r (`int`, defaults to 4), lora_alpha (`int`, defaults to 8), lora_dropout (`float`, defaults to 0.0),
@@ -110,6 +118,8 @@ class TokComConfig(PreTrainedConfig):
     max_audio_tokens: int = 32
     pooling: Literal["avg", "max"] = "avg"
     receiver_hidden_size: int = 256
+    receiver_position_embeddings: bool = False
+    receiver_token_period: dict | None = None
     contrastive_temperature: float = 0.07
     use_lora: bool = True
     lora_r: int = 4
@@ -135,6 +145,14 @@ class TokComConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        if self.receiver_token_period is not None:
+            for modality, period in self.receiver_token_period.items():
+                maximum = self.max_tokens(modality) if modality in MODALITIES else None
+                if maximum is None or isinstance(period, bool) or not isinstance(period, int) or not 1 <= period <= maximum:
+                    raise ValueError(
+                        f"`receiver_token_period` must map 'visual'/'audio' to an integer in [1, max_<modality>_tokens], "
+                        f"got {modality!r}: {period!r}."
+                    )
         if self.pooling not in ("avg", "max"):
             raise ValueError(f"`pooling` must be 'avg' or 'max', got {self.pooling!r}.")
         if not self.contrastive_temperature > 0:

@@ -37,7 +37,8 @@ class TokComOutput(ModelOutput):
     Args:
         loss (`torch.Tensor` of shape `()`, *optional*): answer cross-entropy (eq. 12) when `labels` are given.
         logits (`torch.Tensor` of shape `(batch, sequence, vocab)`): LLM logits over the whole input sequence.
-        visual_tokens, audio_tokens, text_tokens (`torch.Tensor` of shape `(batch, s_m, d_T)`): received tokens Y'_m.
+        visual_tokens, audio_tokens, text_tokens (`torch.Tensor` of shape `(batch, s_m, d_T)`): received tokens Y'_m
+            as the LLM reads them (`(batch, min(s_m, L_m), d_T)` with `config.receiver_token_period`).
         visual_pooled, audio_pooled, text_pooled (`torch.Tensor` of shape `(batch, d_T)`): pooled vectors a_m.
         answer_start (`int`): index in `logits` of the first prompt position after which the answer begins.
     """
@@ -59,14 +60,18 @@ class TokComAlignmentOutput(ModelOutput):
 
     Args:
         loss (`torch.Tensor` of shape `()`): `reconstruction_loss + sum_m contrastive_loss_m`.
-        reconstruction_loss (`torch.Tensor` of shape `()`): eq. (9) on the received text tokens.
+        reconstruction_loss (`torch.Tensor` of shape `()`): eq. (9) on the received text tokens, relative to
+            the sent tokens' energy.
         contrastive_loss (`torch.Tensor` of shape `(num_modalities,)`): eq. (10) per non-text modality.
+        token_alignment_loss (`torch.Tensor` of shape `(num_modalities,)`, *optional*): eq. (9) applied to each
+            non-text modality whose target words were given (`visual_target_ids`, `audio_target_ids`).
         visual_pooled, audio_pooled, text_pooled (`torch.Tensor` of shape `(batch, d_T)`): pooled vectors a_m.
     """
 
     loss: torch.Tensor | None = None
     reconstruction_loss: torch.Tensor | None = None
     contrastive_loss: torch.Tensor | None = None
+    token_alignment_loss: torch.Tensor | None = None
     visual_pooled: torch.Tensor | None = None
     audio_pooled: torch.Tensor | None = None
     text_pooled: torch.Tensor | None = None
@@ -92,6 +97,21 @@ def sliding_window_pool(tokens: torch.Tensor, num_tokens: int, mode: str = "avg"
     return pooled.transpose(1, 2)
 
 
+def combine_repeats(tokens: torch.Tensor, period: int) -> torch.Tensor:
+    """Average the tokens that repeat the same word: `(batch, s, d)` -> `(batch, min(s, period), d)`, output `j`
+    the mean of inputs `j, j + period, j + 2 period, ...` (the receiver's repetition combining).
+
+    >>> combine_repeats(torch.arange(5.0).view(1, 5, 1), period=2).flatten().tolist()
+    [2.0, 2.0]
+    """
+    count = tokens.shape[1]
+    if count <= period:
+        return tokens
+    slots = torch.arange(count, device=tokens.device) % period
+    summed = tokens.new_zeros(tokens.shape[0], period, tokens.shape[2]).index_add_(1, slots, tokens)
+    return summed / torch.bincount(slots, minlength=period).to(tokens.dtype).view(1, period, 1)
+
+
 def left_pad(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Move padded positions (mask 0) of `(batch, length, dim)` to the left, keeping the real tokens in order."""
     order = torch.argsort(mask, dim=1, stable=True)
@@ -99,14 +119,25 @@ def left_pad(embeds: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 class TokenReceiver(nn.Module):
-    """G_m of eq. (7): two fully connected layers with a ReLU in between, `(batch, s, d_T) -> (batch, s, d_T)`."""
+    """G_m of eq. (7): two fully connected layers with a ReLU in between, `(batch, s, d_T) -> (batch, s, d_T)`.
 
-    def __init__(self, hidden_size: int, receiver_hidden_size: int):
+    With `max_tokens`, a learned embedding of each token's index (0..s-1) in its frame is added first, so that
+    G_m can decode tokens that carry the same content into different outputs.
+
+    >>> receiver = TokenReceiver(hidden_size=8, receiver_hidden_size=16, max_tokens=4)
+    >>> receiver(torch.zeros(2, 3, 8)).shape
+    torch.Size([2, 3, 8])
+    """
+
+    def __init__(self, hidden_size: int, receiver_hidden_size: int, max_tokens: int | None = None):
         super().__init__()
+        self.position_embeddings = nn.Embedding(max_tokens, hidden_size) if max_tokens else None
         self.fc1 = nn.Linear(hidden_size, receiver_hidden_size)
         self.fc2 = nn.Linear(receiver_hidden_size, hidden_size)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.position_embeddings is not None:
+            tokens = tokens + self.position_embeddings.weight[: tokens.shape[1]]
         return self.fc2(F.relu(self.fc1(tokens)))
 
 
@@ -169,8 +200,14 @@ class TokComForAVQA(TokComPreTrainedModel):
         # links (eqs. 4-6): one channel module, called once per modality with that link's SNR
         self.channel = TokenChannel(config.channel_config)
         # receivers G_m (eq. 7)
+        indexed = config.receiver_position_embeddings
         self.receivers = nn.ModuleDict(
-            {link: TokenReceiver(hidden_size, config.receiver_hidden_size) for link in LINKS}
+            {
+                link: TokenReceiver(
+                    hidden_size, config.receiver_hidden_size, config.max_tokens(link) if indexed and link != "text" else None
+                )
+                for link in LINKS
+            }
         )
         # foundation model W (eq. 8) with a LoRA adapter (eq. 11)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
@@ -254,9 +291,16 @@ class TokComForAVQA(TokComPreTrainedModel):
         return self.get_input_embeddings()(input_ids)
 
     def receive(self, link: str, tokens: torch.Tensor, snr_db=None, token_mask=None, **channel_kwargs) -> torch.Tensor:
-        """Channel then receiver head: Y'_m = G_m(C_m^-1(h sqrt(p) C_m(Y_m) + n)) (eqs. 4-7)."""
+        """Channel then receiver head: Y'_m = G_m(C_m^-1(h sqrt(p) C_m(Y_m) + n)) (eqs. 4-7), one output per token."""
         received = self.channel(tokens, snr_db=snr_db, token_mask=token_mask, **channel_kwargs)
         return self.receivers[link](received)
+
+    def received_length(self, modality: str, num_tokens: int | None = None) -> int:
+        """How many tokens of `modality` the LLM reads when `num_tokens` are sent: min(s_m, L_m) with
+        `config.receiver_token_period`, else s_m."""
+        num_tokens = self._check_length(modality, num_tokens)
+        period = (self.config.receiver_token_period or {}).get(modality)
+        return min(num_tokens, period) if period else num_tokens
 
     def transmit_and_receive(
         self,
@@ -270,15 +314,23 @@ class TokComForAVQA(TokComPreTrainedModel):
         generator=None,
         channel_type=None,
     ) -> dict[str, torch.Tensor]:
-        """Run every present link: returns `{"visual": Y'_v, "audio": Y'_a, "text": Y'_T, "text_sent": Y_T}`."""
+        """Run every present link: returns `{"visual": Y'_v, "audio": Y'_a, "text": Y'_T, "text_sent": Y_T}`, and with
+        `config.receiver_token_period` also `"<modality>_per_token"`: G_m's output for every sent token before the
+        repeats are combined."""
         channel_kwargs = {"generator": generator, "channel_type": channel_type}
         received = {}
-        if pixel_values_videos is not None:
-            sent = self.transmit_visual(pixel_values_videos, num_visual_tokens)
-            received["visual"] = self.receive("visual", sent, self._link_snr(snr_db, "visual"), **channel_kwargs)
-        if input_values is not None:
-            sent = self.transmit_audio(input_values, num_audio_tokens)
-            received["audio"] = self.receive("audio", sent, self._link_snr(snr_db, "audio"), **channel_kwargs)
+        periods = self.config.receiver_token_period or {}
+        for modality, transmit, media, num_tokens in (
+            ("visual", self.transmit_visual, pixel_values_videos, num_visual_tokens),
+            ("audio", self.transmit_audio, input_values, num_audio_tokens),
+        ):
+            if media is None:
+                continue
+            per_token = self.receive(modality, transmit(media, num_tokens), self._link_snr(snr_db, modality), **channel_kwargs)
+            received[modality] = per_token
+            if modality in periods:
+                received[f"{modality}_per_token"] = per_token
+                received[modality] = combine_repeats(per_token, periods[modality])
         if input_ids is not None:
             sent = self.transmit_text(input_ids)
             received["text_sent"] = sent
@@ -308,11 +360,20 @@ class TokComForAVQA(TokComPreTrainedModel):
         num_audio_tokens=None,
         generator=None,
         channel_type=None,
+        visual_target_ids=None,
+        audio_target_ids=None,
     ) -> TokComAlignmentOutput:
         """Stage-1 loss: eq. (9) on the received text (caption) tokens plus eq. (10) for each non-text modality.
 
         `input_ids` hold the caption (e.g. VALOR's `desc`); the contrastive loss uses in-batch negatives.
-        """
+
+        Token-level alignment (our addition, used by the embedded default): `visual_target_ids` /
+        `audio_target_ids` `(batch, s_m)` give, for each received token of that modality, the word it should
+        become, e.g. that modality's fixed-slot description repeated to `s_m` words. Their loss is eq. (9) on
+        the modality, `||Y'_m - E_T(w)||^2 / ||E_T(w)||^2` (normalized, so 1 means "predicts zeros"), plus the
+        cross-entropy of `w` among all words with logits `cos(Y'_m, E_T(v)) / tau` (the squared error alone leaves
+        similar words, e.g. two loudness levels, confused). Added to the total, so the LLM reads the received media
+        tokens as it reads words."""
         if input_ids is None:
             raise ValueError("`input_ids` (the caption tokens) are required for the alignment loss.")
         if attention_mask is None:
@@ -322,24 +383,51 @@ class TokComForAVQA(TokComPreTrainedModel):
             num_visual_tokens, num_audio_tokens, generator, channel_type,
         )  # fmt: skip
         mask = attention_mask.to(links["text"].dtype).unsqueeze(-1)
-        # eq. (9): ||Y'_T - Y_T||^2, averaged over the caption's real tokens and dimensions
-        squared_error = (links["text"] - links["text_sent"].detach()).pow(2) * mask
-        reconstruction = squared_error.sum() / (mask.sum() * links["text"].shape[-1]).clamp_min(1.0)
+        # eq. (9): ||Y'_T - Y_T||^2 over the real tokens, relative to ||Y_T||^2 so that it weighs as much as eq. (10)
+        # whatever the scale of the LLM's embeddings (1 means "predicts zeros")
+        sent = links["text_sent"].detach()
+        squared_error = ((links["text"] - sent).pow(2) * mask).sum()
+        reconstruction = squared_error / (sent.pow(2) * mask).sum().clamp_min(1e-12)
+        # the text side is the anchor of eq. (10): the contrastive loss moves the media transceivers, not G_T
         pooled = {"text": self.pool_vector(links["text"], attention_mask)}
+        anchor = pooled["text"].detach()
         contrastive = []
         for modality in MODALITIES:
             if modality not in links:
                 continue
             pooled[modality] = self.pool_vector(links[modality])
             # eq. (10): -log softmax over the batch of sim(a_m, a_T^k) / tau, positives on the diagonal
-            similarity = F.normalize(pooled[modality], dim=-1) @ F.normalize(pooled["text"], dim=-1).T
+            similarity = F.normalize(pooled[modality], dim=-1) @ F.normalize(anchor, dim=-1).T
             targets = torch.arange(similarity.shape[0], device=similarity.device)
             contrastive.append(F.cross_entropy(similarity / self.config.contrastive_temperature, targets))
         contrastive = torch.stack(contrastive) if contrastive else reconstruction.new_zeros(0)
+        token_alignment = []
+        for modality, target_ids in (("visual", visual_target_ids), ("audio", audio_target_ids)):
+            if target_ids is None:
+                continue
+            sent = links.get(f"{modality}_per_token", links.get(modality))
+            if sent is None or target_ids.shape != sent.shape[:2]:
+                shape = tuple(sent.shape[:2]) if sent is not None else "no such link"
+                raise ValueError(
+                    f"`{modality}_target_ids` must have shape (batch, num_{modality}_tokens) = {shape}, "
+                    f"got {tuple(target_ids.shape)}."
+                )
+            embeddings = self.get_input_embeddings().weight.detach()
+            target = embeddings[target_ids]
+            error = (sent - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
+            # and the word must be the nearest in direction among all the vocabulary's (cosine / tau, as eq. (10))
+            cosine = F.normalize(sent, dim=-1) @ F.normalize(embeddings, dim=-1).T
+            word = F.cross_entropy((cosine / self.config.contrastive_temperature).flatten(0, 1).float(), target_ids.flatten())
+            token_alignment.append(error + word)
+        token_alignment = torch.stack(token_alignment) if token_alignment else None
+        loss = reconstruction + contrastive.sum()
+        if token_alignment is not None:
+            loss = loss + token_alignment.sum()
         return TokComAlignmentOutput(
-            loss=reconstruction + contrastive.sum(),
+            loss=loss,
             reconstruction_loss=reconstruction,
             contrastive_loss=contrastive,
+            token_alignment_loss=token_alignment,
             visual_pooled=pooled.get("visual"),
             audio_pooled=pooled.get("audio"),
             text_pooled=pooled["text"],
@@ -524,6 +612,7 @@ __all__ = [
     "TokComOutput",
     "TokComPreTrainedModel",
     "TokenReceiver",
+    "combine_repeats",
     "left_pad",
     "sliding_window_pool",
 ]

@@ -88,6 +88,85 @@ def test_alignment_loss_is_reconstruction_plus_contrastive(model, inputs):
     torch.testing.assert_close(out.loss, out.reconstruction_loss + out.contrastive_loss.sum())
     # with identical pooled vectors for every sample, eq. (10) is log(batch)
     assert torch.isfinite(out.loss) and out.reconstruction_loss >= 0
+    # eq. (9) relative to the sent tokens' energy, over the real (unmasked) question tokens; noiseless link here
+    clean = model.alignment_loss(**inputs, channel_type="none")
+    sent = model.get_input_embeddings()(inputs["input_ids"])
+    mask = inputs["attention_mask"].unsqueeze(-1)
+    expected = ((model.receivers["text"](sent) - sent) ** 2 * mask).sum() / (sent**2 * mask).sum()
+    torch.testing.assert_close(clean.reconstruction_loss, expected)
+
+
+def test_text_is_the_anchor_of_the_contrastive_loss(inputs):
+    model = TokComForAVQA(TokComConfig.tiny())
+    model.alignment_loss(**inputs, snr_db=10.0).contrastive_loss.sum().backward()
+    assert all(p.grad is None for p in model.receivers["text"].parameters())  # eq. (10) does not move G_T
+    assert all(p.grad is not None for p in model.receivers["visual"].parameters())
+
+
+def test_token_level_alignment_pulls_each_received_token_toward_its_target_word(inputs, tmp_path):
+    torch.manual_seed(0)
+    model = TokComForAVQA(TokComConfig.tiny(receiver_position_embeddings=True))
+    receivers = model.receivers
+    assert receivers["text"].position_embeddings is None
+    assert receivers["visual"].position_embeddings.num_embeddings == 64
+    assert receivers["audio"].position_embeddings.num_embeddings == 32
+    # the same received content at different indices decodes differently
+    same = torch.zeros(1, 5, 128)
+    decoded = receivers["visual"](same)
+    assert not torch.allclose(decoded[0, 0], decoded[0, 1])
+    targets = {"visual_target_ids": torch.randint(3, 200, (BATCH, 6)), "audio_target_ids": torch.randint(3, 200, (BATCH, 4))}
+    call = {**inputs, "snr_db": 10.0, "num_visual_tokens": 6, "num_audio_tokens": 4}
+    out = model.alignment_loss(**call, **targets, generator=torch.Generator().manual_seed(0))
+    assert out.token_alignment_loss.shape == (2,)
+    torch.testing.assert_close(out.loss, out.reconstruction_loss + out.contrastive_loss.sum() + out.token_alignment_loss.sum())
+    # ||Y'_m - E_T(w)||^2 / ||E_T(w)||^2 + cross-entropy of w over cosine / tau, by hand for the visual link
+    received = model.transmit_and_receive(
+        inputs["pixel_values_videos"], snr_db=10.0, num_visual_tokens=6, generator=torch.Generator().manual_seed(0)
+    )["visual"]
+    table = model.get_input_embeddings().weight
+    words = table[targets["visual_target_ids"]]
+    expected = ((received - words) ** 2).sum(-1).mean() / (words**2).sum(-1).mean()
+    cosine = torch.nn.functional.normalize(received, dim=-1) @ torch.nn.functional.normalize(table, dim=-1).T
+    logits = (cosine / model.config.contrastive_temperature).flatten(0, 1)
+    expected = expected + torch.nn.functional.cross_entropy(logits, targets["visual_target_ids"].flatten())
+    torch.testing.assert_close(out.token_alignment_loss[0], expected)
+    out.loss.backward()
+    assert receivers["visual"].position_embeddings.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="visual_target_ids"):
+        model.alignment_loss(**call, visual_target_ids=torch.randint(3, 200, (BATCH, 7)))
+    # the index embeddings are saved and reloaded; a config without the field builds plain receivers
+    model.save_pretrained(tmp_path)
+    loaded = TokComForAVQA.from_pretrained(tmp_path)
+    assert torch.equal(loaded.receivers["audio"].position_embeddings.weight, receivers["audio"].position_embeddings.weight)
+    assert TokComForAVQA(TokComConfig.tiny()).receivers["visual"].position_embeddings is None
+
+
+def test_receiver_combines_repeated_words_into_one_token_each(inputs):
+    from tokcom.modeling.modeling_tokcom import combine_repeats
+
+    torch.manual_seed(0)
+    config = TokComConfig.tiny(receiver_position_embeddings=True, receiver_token_period={"visual": 12, "audio": 24})
+    model = TokComForAVQA(config).eval()
+    call = {**inputs, "snr_db": 5.0, "generator": torch.Generator().manual_seed(3)}
+    links = model.transmit_and_receive(**call, num_visual_tokens=30, num_audio_tokens=10)
+    per_token = links["visual_per_token"]
+    assert per_token.shape == (BATCH, 30, 128) and links["visual"].shape == (BATCH, 12, 128)
+    # output j is the mean of decoded tokens j, j + 12, j + 24 (those that exist)
+    torch.testing.assert_close(links["visual"][:, 5], per_token[:, [5, 17, 29]].mean(1))
+    torch.testing.assert_close(links["visual"][:, 7], per_token[:, [7, 19]].mean(1))
+    torch.testing.assert_close(links["audio"], links["audio_per_token"])  # 10 < 24: nothing to combine
+    assert [model.received_length("visual", s) for s in (1, 12, 64)] == [1, 12, 12]
+    assert model.received_length("audio") == 24
+    out = model(**call, num_visual_tokens=30, num_audio_tokens=10)
+    assert out.visual_tokens.shape == (BATCH, 12, 128)
+    assert out.logits.shape[1] == 12 + 10 + inputs["input_ids"].shape[1]
+    # alignment targets are per sent token, before combining
+    targets = torch.randint(3, 200, (BATCH, 30))
+    assert model.alignment_loss(**call, num_visual_tokens=30, visual_target_ids=targets).token_alignment_loss.shape == (1,)
+    assert combine_repeats(torch.ones(2, 3, 4), period=5).shape == (2, 3, 4)
+    for bad in ({"visual": 0}, {"audio": 33}, {"text": 3}, {"visual": 2.5}):
+        with pytest.raises(ValueError, match="receiver_token_period"):
+            TokComConfig.tiny(receiver_token_period=bad)
 
 
 def test_stage_one_trains_only_projectors_and_receivers(inputs):

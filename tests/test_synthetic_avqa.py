@@ -205,7 +205,34 @@ def test_slot_descriptions_hold_the_whole_layout_at_fixed_offsets():
             assert timing == ("silent", "throughout", "beginning", "end")[intervals[slot]]
             expected = ("softly", "moderately", "loudly")[gain_levels[slot]] if intervals[slot] else "no"
             assert loudness == expected
-    assert set(S.CAPTION_STYLES) == {"free", "slots"}
+    assert set(S.CAPTION_STYLES) == {"free", "slots", "modal"}
+
+
+def test_modal_descriptions_state_only_what_each_sensor_knows_at_fixed_offsets():
+    scenes = S.generate_scenes(60, S._children(7, 2)[0])
+    for n in range(60):
+        instruments, intervals, gain_levels = scenes.layout(n)
+        visual = S.describe_visual_slots(instruments, intervals, gain_levels).split(" ")
+        audio = S.describe_audio_slots(instruments, intervals, gain_levels).split(" ")
+        assert len(visual) == 12 and len(audio) == 24
+        for p in range(3):
+            position, instrument, timing, dot = visual[4 * p : 4 * p + 4]
+            assert (position, dot) == (S.POSITIONS[p], ".")
+            if instruments[p] < 0:
+                assert (instrument, timing) == ("no", "no")
+            else:
+                assert instrument == S.INSTRUMENTS[instruments[p]]
+                assert timing == ("silent", "throughout", "beginning", "end")[intervals[p]]
+        assert not set(visual) & {"softly", "moderately", "loudly", "off"}  # loudness is not visible
+        heard = {S.INSTRUMENTS[instruments[s]] for s in range(4) if instruments[s] >= 0 and intervals[s] > 0}
+        for k, name in enumerate(S.INSTRUMENTS):
+            instrument, loudness, timing, dot = audio[4 * k : 4 * k + 4]
+            assert (instrument, dot) == (name, ".")
+            assert (loudness == "no") == (name not in heard) == (timing == "no")
+        assert not set(audio) & set(S.POSITIONS)  # where an instrument sits is not audible
+        assert S.describe_modal(instruments, intervals, gain_levels) == " ".join(
+            [" ".join(visual), " ".join(audio)]
+        )
 
 
 def test_question_only_baseline_is_far_below_media_reader(splits):

@@ -64,6 +64,24 @@ def test_alignment_and_task_stages_freeze_what_the_paper_freezes(smoke_model, tm
     assert not frozen, frozen
 
 
+def test_task_stage_transceiver_learning_rate(smoke_model, tmp_path):
+    from tokcom.training.train_tokcom import trainable_parameters
+
+    _, start = smoke_model
+    model = TokComForAVQA.from_pretrained(start)
+    task = {"steps": 2, "batch_size": 4, "learning_rate": 0.003}
+    names = trainable_parameters(model, "task", {**task, "transceiver_learning_rate": 0.0})
+    assert names and all("lora_" in n for n in names)  # 0 freezes F_m and G_m
+    assert any(n.startswith("receivers") for n in trainable_parameters(model, "task", task))
+    # a positive rate trains them in their own optimizer group: they move, less than at the main rate
+    recipe = json.loads(json.dumps(SMOKE_RECIPE))
+    recipe["stages"] = {"task": {**task, "transceiver_learning_rate": 1e-6}}
+    before = model.state_dict()
+    after = TokComForAVQA.from_pretrained(train(recipe, tmp_path, stages=["task"], init_model=str(start))).state_dict()
+    moved = {n: (after[n] - before[n]).abs().max().item() for n in before if n.startswith("receivers.visual.fc")}
+    assert moved and 0 < max(moved.values()) < 1e-4
+
+
 def test_resume_after_a_stop_reproduces_the_uninterrupted_run(smoke_model, tmp_path):
     _, start = smoke_model
     recipe = json.loads(json.dumps(SMOKE_RECIPE))
@@ -99,6 +117,8 @@ def test_recipes_validate():
         validate_recipe({"stages": {"task": {"steps": 1, "batch_size": 2}}})
     with pytest.raises(ValueError, match="unknown"):
         validate_recipe({"stages": {"warmup": {"steps": 1, "batch_size": 2, "learning_rate": 0.1}}})
+    with pytest.raises(ValueError, match="stages.task.transceiver_learning_rate"):
+        validate_recipe({"stages": {"task": {"steps": 1, "batch_size": 1, "learning_rate": 1.0, "transceiver_learning_rate": -1}}})
     with pytest.raises(ValueError, match="data.caption_style"):
         validate_recipe({"stages": {}, "data": {"caption_style": "poetry"}})
     with pytest.raises(ValueError, match="snr_db_range"):
@@ -191,3 +211,58 @@ def test_text_ceiling_matches_unbatched_greedy_reading_of_the_caption(smoke_mode
         text_ceiling(snapshot, num_samples=0)
     with pytest.raises(FileNotFoundError, match="config.json"):
         text_ceiling(snapshot / "missing")
+
+
+def test_modal_captions_stand_where_the_media_tokens_stand_and_are_their_alignment_targets(tmp_path):
+    from tokcom.training.data.synthetic_avqa import describe_audio_slots, describe_visual_slots
+    from tokcom.training.evaluate_tokcom import text_ceiling
+    from tokcom.training.synthetic_corpus import build_synthetic_corpus
+    from tokcom.training.train_tokcom import StageRunner
+
+    recipe = json.loads(json.dumps(SMOKE_RECIPE))
+    recipe["data"]["caption_style"] = "modal"
+    recipe["model"] = {"receiver_position_embeddings": True, "receiver_token_period": {"visual": 12, "audio": 24}}
+    recipe["stages"]["align"]["random_token_lengths"] = True
+    final = train(recipe, tmp_path, stages=("pretrain_text", "align"))
+    # every snapshot carries the recipe (its caption style decides what the text ceiling reads)
+    assert json.loads((tmp_path / "stages" / "pretrain_text" / "tokcom_recipe.json").read_text()) == recipe
+    model = TokComForAVQA.from_pretrained(final)
+    assert model.receivers["visual"].position_embeddings is not None
+    processor = TokComProcessor.from_pretrained(final)
+    corpus, _ = build_synthetic_corpus(recipe, split="train", processor=processor)
+    runner = StageRunner(recipe, model, processor, corpus, tmp_path)
+
+    def words(ids):
+        return processor.tokenizer.convert_ids_to_tokens(ids.tolist())
+
+    def layout(scene):
+        return [[int(x) for x in corpus.scene_targets[key][scene]] for key in ("instruments", "intervals", "gain_levels")]
+
+    for step in range(3):
+        align = runner.batch("align", step, recipe["stages"]["align"], rank=0, world=1)
+        text = runner.batch("pretrain_text", step, recipe["stages"]["pretrain_text"], rank=0, world=1)
+        assert text["caption_mask"].all() and text["caption_ids"].shape[1] == 12 + 24  # what the receiver combines to
+        for modality in ("visual", "audio"):
+            assert align[f"{modality}_target_ids"].shape == (4, align[f"num_{modality}_tokens"])
+    # word i of a modality's frame is word i (mod length) of that sensor's description of the scene
+    targets = corpus.modal_captions(torch.arange(4), {"visual": 30, "audio": 5})
+    for scene in range(4):
+        assert words(targets["visual"][scene]) == (describe_visual_slots(*layout(scene)).split(" ") * 3)[:30]
+        assert words(targets["audio"][scene]) == describe_audio_slots(*layout(scene)).split(" ")[:5]
+    # the text stage reads them in the prompt's order (visual, audio), then the question
+    batch = corpus.text_stage_batch(processor, torch.arange(3), {"visual": 30, "audio": 5})
+    scenes = corpus.scene_index[:3]
+    torch.testing.assert_close(batch["caption_ids"], torch.cat(list(corpus.modal_captions(scenes, {"visual": 30, "audio": 5}).values()), 1))
+    # alignment text: the scene's caption, then a question about it (the text link must rebuild both, eq. 9)
+    questions = torch.tensor([0, 5])
+    align = corpus.caption_batch(processor, corpus.scene_index[questions], questions=questions)
+    for row, question in enumerate(questions):
+        real = align["input_ids"][row][align["attention_mask"][row].bool()]
+        scene = corpus.scene_index[question]
+        caption = corpus.caption_ids[scene][corpus.caption_mask[scene].bool()]
+        asked = corpus.question_ids[question][corpus.question_mask[question].bool()]
+        assert real.tolist() == caption.tolist() + asked.tolist()
+    with pytest.raises(ValueError, match="num_tokens"):
+        corpus.text_stage_batch(processor, torch.arange(2))
+    report = text_ceiling(tmp_path / "stages" / "pretrain_text", num_samples=8)
+    assert report["num_samples"] == 8 and 0.0 <= report["accuracy"] <= 1.0

@@ -29,6 +29,10 @@ class AVQATensors:
         answers, types (`list[str]`): ground-truth answer words and MUSIC-AVQA type strings per question.
         scene_targets (`dict[str, torch.Tensor]`, optional): synthetic-world layout for encoder pretraining:
             `instruments`, `intervals`, `gain_levels`, each `(scenes, 4)`.
+        modal_caption_ids (`dict[str, torch.Tensor]`, optional): per modality (`"visual"`, `"audio"`) the word ids
+            of what that sensor alone can describe, `(scenes, words)` (fixed-slot, so every scene has the same
+            number of words). When present, the text stage reads these in place of the media and the alignment
+            stage aligns each received media token to one of their words (`modal_captions`).
     """
 
     video: torch.Tensor
@@ -42,6 +46,7 @@ class AVQATensors:
     caption_ids: torch.Tensor | None = None
     caption_mask: torch.Tensor | None = None
     scene_targets: dict | None = None
+    modal_caption_ids: dict | None = None
 
     @property
     def num_scenes(self) -> int:
@@ -137,31 +142,64 @@ class AVQATensors:
             batch["input_values"] = self.input_values[scenes]
         return batch
 
-    def text_stage_batch(self, processor: TokComProcessor, questions: torch.Tensor) -> dict:
+    def modal_captions(self, scenes: torch.Tensor, num_tokens: dict[str, int]) -> dict[str, torch.Tensor]:
+        """Each modality's description of `scenes` `(batch,)`, repeated (or cut) to `num_tokens[m]` words:
+        `{m: (batch, num_tokens[m])}`. Word `i` of modality `m` is the target of its received token `i`, so a
+        longer frame repeats the description (redundancy against noise) and a shorter one drops its tail."""
+        if self.modal_caption_ids is None:
+            raise ValueError("This corpus has no per-modality captions; build it with `data.caption_style='modal'`.")
+        out = {}
+        for modality, count in num_tokens.items():
+            ids = self.modal_caption_ids[modality][scenes]
+            out[modality] = ids[:, torch.arange(count) % ids.shape[1]]
+        return out
+
+    def text_stage_batch(self, processor: TokComProcessor, questions: torch.Tensor, num_tokens: dict[str, int] | None = None) -> dict:
         """Text-pretraining inputs for `questions` `(batch,)`: each question's scene caption (ids/mask trimmed, in
-        place of the media) and the question batch without media."""
-        if self.caption_ids is None:
-            raise ValueError("This corpus has no captions; build it with `captions=`.")
+        place of the media) and the question batch without media.
+
+        With per-modality captions, the caption is `modal_captions(scenes, num_tokens)` concatenated in the order
+        of `num_tokens` (give it in the model's prompt order), exactly the words the aligned media tokens become.
+        """
         scenes = self.scene_index[questions]
-        mask = self.caption_mask[scenes]
-        width = int(mask.sum(dim=1).max())
+        if self.modal_caption_ids is not None:
+            if num_tokens is None:
+                raise ValueError("`num_tokens` (words per modality) is required with per-modality captions.")
+            caption_ids = torch.cat(list(self.modal_captions(scenes, num_tokens).values()), dim=1)
+            caption_mask = torch.ones_like(caption_ids)
+        elif self.caption_ids is None:
+            raise ValueError("This corpus has no captions; build it with `captions=`.")
+        else:
+            mask = self.caption_mask[scenes]
+            width = int(mask.sum(dim=1).max())
+            caption_ids, caption_mask = self.caption_ids[scenes, :width], mask[:, :width]
         return {
-            "caption_ids": self.caption_ids[scenes, :width],
-            "caption_mask": mask[:, :width],
+            "caption_ids": caption_ids,
+            "caption_mask": caption_mask,
             **self.question_batch(processor, questions, media=False),
         }
 
-    def caption_batch(self, processor: TokComProcessor, scenes: torch.Tensor) -> dict:
-        """Alignment-stage inputs for `scenes`: media and their caption tokens."""
+    def caption_batch(self, processor: TokComProcessor, scenes: torch.Tensor, questions: torch.Tensor | None = None) -> dict:
+        """Alignment-stage inputs for `scenes` `(batch,)`: media and their caption tokens.
+
+        With `questions` `(batch,)` (one about each scene), the text is the caption followed by the question, so
+        the text receiver also learns to rebuild the words it will carry at inference (eq. 9).
+        """
         if self.caption_ids is None:
             raise ValueError("This corpus has no captions; build it with `captions=`.")
         mask = self.caption_mask[scenes]
         width = int(mask.sum(dim=1).max())
+        ids, mask = self.caption_ids[scenes, :width], mask[:, :width]
+        if questions is not None:
+            question_mask = self.question_mask[questions]
+            question_width = int(question_mask.sum(dim=1).max())
+            ids = torch.cat([ids, self.question_ids[questions, :question_width]], dim=1)
+            mask = torch.cat([mask, question_mask[:, :question_width]], dim=1)
         return {
             "pixel_values_videos": self.video_batch(processor, scenes),
             "input_values": self.input_values[scenes],
-            "input_ids": self.caption_ids[scenes, :width],
-            "attention_mask": mask[:, :width],
+            "input_ids": ids,
+            "attention_mask": mask,
         }
 
 

@@ -166,9 +166,11 @@ def text_ceiling(model_path: str | Path, num_samples: int | None = None, split: 
     corpus, _ = build_synthetic_corpus(model_recipe(model_path), split=split, processor=processor)
     count = corpus.num_questions if num_samples is None else min(num_samples, corpus.num_questions)
     reader = TextPretraining(model)
+    # per-modality captions stand at the maximum token lengths, as the media do in `evaluate`
+    lengths = {m: model.received_length(m) for m in model.config.prompt_order if m != "text"}
     correct = []
     for start in range(0, count, batch_size):
-        batch = corpus.text_stage_batch(processor, torch.arange(start, min(start + batch_size, count)))
+        batch = corpus.text_stage_batch(processor, torch.arange(start, min(start + batch_size, count)), lengths)
         logits = reader.answer_logits(**batch)
         labels = batch["labels"]
         correct += ((logits.argmax(-1) == labels) | (labels < 0)).all(dim=1).tolist()

@@ -38,6 +38,11 @@ def validate_recipe(recipe: dict) -> None:
                 raise ValueError(f"Recipe field `stages.{stage}.{key}` is missing.")
         if int(settings["steps"]) < 0 or int(settings["batch_size"]) < 1 or float(settings["learning_rate"]) <= 0:
             raise ValueError(f"Recipe `stages.{stage}` needs steps >= 0, batch_size >= 1, learning_rate > 0.")
+        if "transceiver_learning_rate" in settings and not float(settings["transceiver_learning_rate"]) >= 0:
+            raise ValueError(
+                f"Recipe field `stages.{stage}.transceiver_learning_rate` must be >= 0 (0 freezes F_m and G_m), "
+                f"got {settings['transceiver_learning_rate']!r}."
+            )
     data = recipe.get("data", {})
     for key in ("train_scenes", "validation_scenes", "test_scenes"):
         if key in data and int(data[key]) < 1:

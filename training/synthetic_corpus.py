@@ -7,6 +7,7 @@ Splits use the same seeds as `generate_avqa_splits(num_train, num_validation, nu
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from tokcom.modeling.processing_tokcom import TokComProcessor, default_feature_extractor
 from tokcom.training.avqa_tensors import AVQATensors
@@ -14,6 +15,7 @@ from tokcom.training.data.synthetic_avqa import (
     ANSWER_VOCAB,
     CAPTION_STYLES,
     INSTRUMENTS,
+    MODAL_DESCRIBERS,
     POSITIONS,
     QUESTION_TEMPLATES,
     SyntheticAVQAConfig,
@@ -52,7 +54,8 @@ def build_synthetic_corpus(
     """Scenes, questions, captions and layout targets of `split` as `AVQATensors` (and the processor used).
 
     `recipe["data"]` gives `train_scenes`, `validation_scenes`, `test_scenes`, `questions_per_scene` and
-    `caption_style` (`"free"`: VALOR-style sentences, the default; `"slots"`: fixed-slot descriptions);
+    `caption_style` (`"free"`: VALOR-style sentences, the default; `"slots"`: fixed-slot descriptions;
+    `"modal"`: a fixed-slot description per sensor, also kept per modality as `corpus.modal_caption_ids`);
     `recipe["seed"]` the world seed. `num_scenes` truncates the split (e.g. a quick evaluation).
     """
     if split not in SPLITS:
@@ -81,7 +84,20 @@ def build_synthetic_corpus(
         captions=captions,
         scene_targets={"instruments": scenes.instruments, "intervals": scenes.intervals, "gain_levels": scenes.gain_levels},
     )
+    if data.get("caption_style", "free") == "modal":
+        corpus.modal_caption_ids = {
+            modality: _word_ids(processor, [describe_part(*scenes.layout(i)) for i in range(len(scenes))])
+            for modality, describe_part in MODAL_DESCRIBERS.items()
+        }
     return corpus, processor
+
+
+def _word_ids(processor: TokComProcessor, texts: list[str]) -> torch.Tensor:
+    """Fixed-slot texts -> `(len(texts), words)` ids; every text must have the same number of words."""
+    ids = processor.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    if len({len(row) for row in ids}) != 1:
+        raise ValueError("Per-modality captions must all have the same number of words.")
+    return torch.tensor(ids, dtype=torch.long)
 
 
 __all__ = ["SPLITS", "build_processor", "build_synthetic_corpus", "world_vocabulary_texts"]

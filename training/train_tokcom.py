@@ -44,6 +44,7 @@ from tokcom.training.recipe import STAGES, load_recipe
 from tokcom.training.synthetic_corpus import build_synthetic_corpus
 
 PROGRESS_FILE = "progress.json"
+TRANSCEIVERS = ("visual_projector", "audio_projector", "receivers")  # F_m and G_m
 
 
 def training_seed(recipe: dict) -> int:
@@ -58,7 +59,6 @@ def _links_snr(rng: np.random.Generator, snr_range, size: int) -> dict[str, torc
 
 def trainable_parameters(model: TokComForAVQA, stage: str, stage_recipe: dict) -> list[str]:
     """Names of the parameters a stage updates (everything else is frozen for that stage)."""
-    transceivers = ("visual_projector", "audio_projector", "receivers")
     names = []
     for name, _ in model.named_parameters():
         if stage == "pretrain_vision":
@@ -68,9 +68,10 @@ def trainable_parameters(model: TokComForAVQA, stage: str, stage_recipe: dict) -
         elif stage == "pretrain_text":
             keep = name.startswith("language_model") and "lora_" not in name
         elif stage == "align":  # Sec. III-A: only F_m and G_m
-            keep = name.startswith(transceivers)
-        else:  # Sec. III-B: LoRA and all transceivers (encoders optional)
-            keep = name.startswith(transceivers) or "lora_" in name
+            keep = name.startswith(TRANSCEIVERS)
+        else:  # Sec. III-B: LoRA and all transceivers (encoders optional; transceivers frozen at learning rate 0)
+            moving = float(stage_recipe.get("transceiver_learning_rate", 1.0)) > 0
+            keep = (moving and name.startswith(TRANSCEIVERS)) or "lora_" in name
             if stage_recipe.get("train_encoders", False):
                 keep = keep or name.startswith(("vision_encoder", "audio_encoder"))
         if keep:
@@ -106,7 +107,7 @@ class StageRunner:
         per_rank = int(stage_recipe["batch_size"])
         total = per_rank * world
         corpus, processor = self.corpus, self.processor
-        population = corpus.num_questions if stage in ("task", "pretrain_text") else corpus.num_scenes
+        population = corpus.num_questions if stage in ("task", "pretrain_text", "align") else corpus.num_scenes
         picks = torch.from_numpy(rng.choice(population, total, replace=population < total))
         mine = picks[rank * per_rank : (rank + 1) * per_rank]
         config = self.model.config
@@ -119,9 +120,16 @@ class StageRunner:
                         "intervals": targets["intervals"], "num_tokens": num_tokens}  # fmt: skip
             return {"input_values": corpus.input_values[mine], **targets, "num_tokens": num_tokens}
         if stage == "pretrain_text":
-            return corpus.text_stage_batch(processor, mine)
+            num_tokens = None
+            if corpus.modal_caption_ids is not None:  # the caption stands exactly where the media tokens will
+                lengths = self._token_lengths(rng, stage_recipe)
+                num_tokens = {m: self.model.received_length(m, s) for m, s in lengths.items()}
+            return corpus.text_stage_batch(processor, mine, num_tokens)
         # align / task: per-sample SNR per link, per-batch token lengths, a channel type per batch
-        batch = corpus.caption_batch(processor, mine) if stage == "align" else corpus.question_batch(processor, mine)
+        if stage == "align":  # each picked question's scene: media, caption, and the question (eq. 9 needs its words)
+            batch = corpus.caption_batch(processor, corpus.scene_index[mine], questions=mine)
+        else:
+            batch = corpus.question_batch(processor, mine)
         snr = _links_snr(rng, self.channel.get("snr_db_range", [-5.0, 25.0]), total)
         batch["snr_db"] = {link: values[rank * per_rank : (rank + 1) * per_rank] for link, values in snr.items()}
         if stage_recipe.get("random_token_lengths", False):
@@ -133,7 +141,22 @@ class StageRunner:
         channel_types = self.channel.get("channel_types", ["awgn"])
         batch["channel_type"] = channel_types[int(rng.integers(len(channel_types)))]
         batch["generator"] = torch.Generator().manual_seed(int(rng.integers(2**31)) + rank)
+        if stage == "align" and corpus.modal_caption_ids is not None:  # token-level alignment targets
+            lengths = {m: batch[f"num_{m}_tokens"] or config.max_tokens(m) for m in ("visual", "audio")}
+            targets = corpus.modal_captions(corpus.scene_index[mine], lengths)
+            batch.update({f"{m}_target_ids": ids for m, ids in targets.items()})
         return batch
+
+    def _token_lengths(self, rng: np.random.Generator, stage_recipe: dict) -> dict[str, int]:
+        """`{modality: s_m}` in the model's prompt order: drawn per batch or the stage's fixed (default: max) lengths."""
+        config = self.model.config
+        lengths = {}
+        for modality in (link for link in config.prompt_order if link != "text"):
+            if stage_recipe.get("random_token_lengths", False):
+                lengths[modality] = int(rng.integers(1, config.max_tokens(modality) + 1))
+            else:
+                lengths[modality] = stage_recipe.get(f"num_{modality}_tokens") or config.max_tokens(modality)
+        return lengths
 
     def run(self, stage: str, resume: bool) -> dict:
         """Optimize one stage; `log["finished"]` is False if the step budget ran out (state saved to resume)."""
@@ -148,8 +171,18 @@ class StageRunner:
         for name, parameter in self.model.named_parameters():
             parameter.requires_grad_(name in names)
         head_params = [p for n, p in objective.named_parameters() if n.startswith("head")]
-        params = [p for n, p in self.model.named_parameters() if n in names] + head_params
-        optimizer = torch.optim.AdamW(params, lr=float(stage_recipe["learning_rate"]), weight_decay=float(stage_recipe.get("weight_decay", 0.0)))
+        transceiver_lr = stage_recipe.get("transceiver_learning_rate")  # F_m, G_m at their own rate (task stage)
+        groups = {"main": [], "transceivers": []}
+        for name, parameter in self.model.named_parameters():
+            if name in names:
+                slow = transceiver_lr is not None and name.startswith(TRANSCEIVERS)
+                groups["transceivers" if slow else "main"].append(parameter)
+        groups["main"] += head_params
+        params = groups["main"] + groups["transceivers"]
+        param_groups = [{"params": groups["main"]}]
+        if groups["transceivers"]:
+            param_groups.append({"params": groups["transceivers"], "lr": float(transceiver_lr)})
+        optimizer = torch.optim.AdamW(param_groups, lr=float(stage_recipe["learning_rate"]), weight_decay=float(stage_recipe.get("weight_decay", 0.0)))
         warmup = int(stage_recipe.get("warmup_steps", max(1, steps // 20)))
         scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, steps)
         objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
@@ -253,11 +286,12 @@ def train(
         progress["done"].append(stage)
         progress["logs"].append(log)
         if is_main:
-            runner.model.save_pretrained(work_dir)
-            processor.save_pretrained(work_dir)
-            # a snapshot per finished stage, e.g. to start ablations from the pretrained model
-            runner.model.save_pretrained(output_dir / "stages" / stage)
-            processor.save_pretrained(output_dir / "stages" / stage)
+            # the work folder, and a snapshot per finished stage (e.g. to start ablations from the pretrained
+            # model); each carries the recipe, whose data seeds and caption style evaluations need
+            for folder in (work_dir, output_dir / "stages" / stage):
+                runner.model.save_pretrained(folder)
+                processor.save_pretrained(folder)
+                _write_json(folder / RECIPE_FILE, recipe)
             _write_json(progress_path, progress)
     # every rank reports a digest of its parameters: after DDP training they must all be identical
     accelerator = Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")

@@ -75,6 +75,7 @@ import pyarrow as pa
 __all__ = [
     "ANSWER_VOCAB",
     "CAPTION_STYLES",
+    "MODAL_DESCRIBERS",
     "COLOURS",
     "DRUM_BAND_HZ",
     "FUNDAMENTALS_HZ",
@@ -93,7 +94,10 @@ __all__ = [
     "caption_features",
     "caption_writer",
     "describe_scene",
+    "describe_audio_slots",
+    "describe_modal",
     "describe_slots",
+    "describe_visual_slots",
     "generate_avqa",
     "generate_avqa_splits",
     "generate_questions",
@@ -619,7 +623,46 @@ def describe_slots(instruments, intervals, gain_levels) -> str:
     return " ".join(clauses)
 
 
-CAPTION_STYLES = {"free": describe_scene, "slots": describe_slots}
+def describe_visual_slots(instruments, intervals, gain_levels) -> str:
+    """What the camera shows, one fixed clause per third: `position instrument timing .` (`no no` where empty).
+    Timing is when the instrument moves (plays); loudness is not visible.
+
+    >>> describe_visual_slots([1, -1, 5, 3], [3, 0, 0, 1], [2, 0, 0, 0])
+    'left violin end . middle no no . right drum silent .'
+    """
+    clauses = []
+    for slot, name in enumerate(_SLOT_NAMES[:3]):
+        if instruments[slot] < 0:
+            clauses.append(f"{name} no no .")
+        else:
+            clauses.append(f"{name} {INSTRUMENTS[instruments[slot]]} {_SLOT_TIMING[intervals[slot]]} .")
+    return " ".join(clauses)
+
+
+def describe_audio_slots(instruments, intervals, gain_levels) -> str:
+    """What the microphone hears, one fixed clause per instrument of `INSTRUMENTS`: `instrument loudness timing .`
+    (`no no` when it does not sound). Where an instrument sits is not audible.
+
+    >>> describe_audio_slots([1, -1, 5, 3], [3, 0, 0, 1], [2, 0, 0, 0])[:54]
+    'piano no no . violin loudly end . cello no no . flute '
+    """
+    heard = {}
+    for slot in range(4):
+        if instruments[slot] >= 0 and intervals[slot] > 0:
+            heard[int(instruments[slot])] = f"{_SLOT_LOUDNESS[gain_levels[slot]]} {_SLOT_TIMING[intervals[slot]]}"
+    return " ".join(f"{name} {heard.get(index, 'no no')} ." for index, name in enumerate(INSTRUMENTS))
+
+
+MODAL_DESCRIBERS = {"visual": describe_visual_slots, "audio": describe_audio_slots}
+
+
+def describe_modal(instruments, intervals, gain_levels) -> str:
+    """The visual then the audio fixed-slot description (`MODAL_DESCRIBERS`), as one caption. Each part states only
+    what its own sensor can know, so a modality's received tokens can be aligned word by word to its part."""
+    return " ".join(describe(instruments, intervals, gain_levels) for describe in MODAL_DESCRIBERS.values())
+
+
+CAPTION_STYLES = {"free": describe_scene, "slots": describe_slots, "modal": describe_modal}
 
 
 def caption_writer(style: str):
