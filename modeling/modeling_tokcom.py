@@ -405,18 +405,18 @@ class TokComForAVQA(TokComPreTrainedModel):
         for modality, target_ids in (("visual", visual_target_ids), ("audio", audio_target_ids)):
             if target_ids is None:
                 continue
-            sent = links.get(f"{modality}_per_token", links.get(modality))
-            if sent is None or target_ids.shape != sent.shape[:2]:
-                shape = tuple(sent.shape[:2]) if sent is not None else "no such link"
+            received = links.get(f"{modality}_per_token", links.get(modality))  # before repetition combining
+            if received is None or target_ids.shape != received.shape[:2]:
+                shape = tuple(received.shape[:2]) if received is not None else "no such link"
                 raise ValueError(
                     f"`{modality}_target_ids` must have shape (batch, num_{modality}_tokens) = {shape}, "
                     f"got {tuple(target_ids.shape)}."
                 )
             embeddings = self.get_input_embeddings().weight.detach()
             target = embeddings[target_ids]
-            error = (sent - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
+            error = (received - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
             # and the word must be the nearest in direction among all the vocabulary's (cosine / tau, as eq. (10))
-            cosine = F.normalize(sent, dim=-1) @ F.normalize(embeddings, dim=-1).T
+            cosine = F.normalize(received, dim=-1) @ F.normalize(embeddings, dim=-1).T
             word = F.cross_entropy((cosine / self.config.contrastive_temperature).flatten(0, 1).float(), target_ids.flatten())
             token_alignment.append(error + word)
         token_alignment = torch.stack(token_alignment) if token_alignment else None

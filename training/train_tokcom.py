@@ -123,7 +123,7 @@ class StageRunner:
             num_tokens = None
             if corpus.modal_caption_ids is not None:  # the caption stands exactly where the media tokens will
                 lengths = self._token_lengths(rng, stage_recipe)
-                num_tokens = {m: self.model.received_length(m, s) for m, s in lengths.items()}
+                num_tokens = {m: self.model.received_length(m, lengths[m]) for m in config.prompt_order if m != "text"}
             return corpus.text_stage_batch(processor, mine, num_tokens)
         # align / task: per-sample SNR per link, per-batch token lengths, a channel type per batch
         if stage == "align":  # each picked question's scene: media, caption, and the question (eq. 9 needs its words)
@@ -132,26 +132,22 @@ class StageRunner:
             batch = corpus.question_batch(processor, mine)
         snr = _links_snr(rng, self.channel.get("snr_db_range", [-5.0, 25.0]), total)
         batch["snr_db"] = {link: values[rank * per_rank : (rank + 1) * per_rank] for link, values in snr.items()}
-        if stage_recipe.get("random_token_lengths", False):
-            batch["num_visual_tokens"] = int(rng.integers(1, config.max_visual_tokens + 1))
-            batch["num_audio_tokens"] = int(rng.integers(1, config.max_audio_tokens + 1))
-        else:
-            batch["num_visual_tokens"] = stage_recipe.get("num_visual_tokens")
-            batch["num_audio_tokens"] = stage_recipe.get("num_audio_tokens")
+        lengths = self._token_lengths(rng, stage_recipe)
+        batch.update({f"num_{m}_tokens": count for m, count in lengths.items()})
         channel_types = self.channel.get("channel_types", ["awgn"])
         batch["channel_type"] = channel_types[int(rng.integers(len(channel_types)))]
         batch["generator"] = torch.Generator().manual_seed(int(rng.integers(2**31)) + rank)
         if stage == "align" and corpus.modal_caption_ids is not None:  # token-level alignment targets
-            lengths = {m: batch[f"num_{m}_tokens"] or config.max_tokens(m) for m in ("visual", "audio")}
             targets = corpus.modal_captions(corpus.scene_index[mine], lengths)
             batch.update({f"{m}_target_ids": ids for m, ids in targets.items()})
         return batch
 
     def _token_lengths(self, rng: np.random.Generator, stage_recipe: dict) -> dict[str, int]:
-        """`{modality: s_m}` in the model's prompt order: drawn per batch or the stage's fixed (default: max) lengths."""
+        """`{"visual": s_v, "audio": s_a}` (drawn in that order): per batch with `random_token_lengths`, else the
+        stage's `num_<modality>_tokens` (default: the maximum)."""
         config = self.model.config
         lengths = {}
-        for modality in (link for link in config.prompt_order if link != "text"):
+        for modality in ("visual", "audio"):
             if stage_recipe.get("random_token_lengths", False):
                 lengths[modality] = int(rng.integers(1, config.max_tokens(modality) + 1))
             else:
