@@ -10,7 +10,9 @@ Compares, over SNR from -10 to 20 dB on AWGN and Rayleigh, with several training
 
 The unimodal pretraining (shared by every variant, as in the paper where the encoders and LLM come pretrained)
 runs once into `--base` if that folder holds no checkpoint; `--base-model` reuses one instead (for example the
-snapshot `runs/default/stages/pretrain_text` that `python -m tokcom.training.build_default` leaves). Writes `results/fig5/fig5.json` and `fig5.png`.
+snapshot `runs/default/stages/pretrain_text` that `python -m tokcom.training.build_default` leaves). Variants already
+trained in `--runs-dir` with the same recipe, seed and base are reused (a rerun with one more seed trains only that
+seed); an interrupted one resumes. Writes `results/fig5/fig5.json` and `fig5.png`.
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ def run(seeds, num_samples: int, base: Path, out_dir: Path, recipe_name: str, ba
     curves: dict = {}
     for seed in seeds:
         seeded = {**recipe, "training_seed": int(seed)}
-        itc = train(seeded, out_dir / f"itc-seed{seed}", stages=["align", "task"], init_model=str(base_model))
-        tc_na = train(seeded, out_dir / f"tcna-seed{seed}", stages=["task"], init_model=str(base_model))
+        # resume=True: a variant already trained (same recipe and seed, same base) is reused, an interrupted one
+        # continues; train() refuses a folder trained from another recipe or base
+        itc = train(seeded, out_dir / f"itc-seed{seed}", stages=["align", "task"], init_model=str(base_model), resume=True)
+        tc_na = train(seeded, out_dir / f"tcna-seed{seed}", stages=["task"], init_model=str(base_model), resume=True)
         config = TokComForAVQA.config_class.from_pretrained(itc)
         half = (max(1, config.max_visual_tokens // 2), max(1, config.max_audio_tokens // 2))
         allocated = allocated_lengths(itc)

@@ -91,6 +91,15 @@ def test_resume_after_a_stop_reproduces_the_uninterrupted_run(smoke_model, tmp_p
     resumed = train(recipe, tmp_path / "b", stages=["align", "task"], resume=True, init_model=str(start))
     a, b = TokComForAVQA.from_pretrained(uninterrupted), TokComForAVQA.from_pretrained(resumed)
     assert parameter_digest(a) == parameter_digest(b)
+    # resuming a finished run keeps its trained model (not `init_model`, which only seeds a fresh run)
+    again = train(recipe, tmp_path / "b", stages=["align", "task"], resume=True, init_model=str(start))
+    assert parameter_digest(TokComForAVQA.from_pretrained(again)) == parameter_digest(a)
+    assert parameter_digest(a) != parameter_digest(TokComForAVQA.from_pretrained(start))
+    changed = {**recipe, "training_seed": 99}
+    with pytest.raises(ValueError, match="`recipe` differs"):
+        train(changed, tmp_path / "b", stages=["align", "task"], resume=True, init_model=str(start))
+    with pytest.raises(ValueError, match="`init_model`"):
+        train(recipe, tmp_path / "b", stages=["align", "task"], resume=True, init_model=str(uninterrupted))
 
 
 def test_evaluate_reports_accuracy_per_type_and_the_question_only_baseline(smoke_model):

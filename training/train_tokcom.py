@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
@@ -257,8 +257,21 @@ def train(
     torch.set_num_threads(int(recipe.get("num_threads", torch.get_num_threads())))
     progress_path = output_dir / PROGRESS_FILE
     progress = json.loads(progress_path.read_text()) if resume and progress_path.exists() else {"done": [], "logs": []}
+    seeded_by = str(Path(init_model).resolve()) if init_model else None
+    if progress.setdefault("init_model", seeded_by) != seeded_by and init_model is not None:
+        raise ValueError(
+            f"`init_model` {seeded_by} differs from {progress['init_model']}, which {output_dir} started from; "
+            "resume with that one, or train into another `output_dir`."
+        )
     work_dir = output_dir / "work"
-    start_from = init_model or (work_dir if resume and (work_dir / "config.json").exists() else None)
+    resuming = resume and (work_dir / "config.json").exists()
+    if resuming and (work_dir / RECIPE_FILE).exists() and json.loads((work_dir / RECIPE_FILE).read_text()) != recipe:
+        raise ValueError(
+            f"`recipe` differs from the one {output_dir} was trained with ({work_dir / RECIPE_FILE}); resume with "
+            "that recipe, or train the new one into another `output_dir`."
+        )
+    # a resumed run continues from its own work folder; `init_model` only seeds a fresh run
+    start_from = work_dir if resuming else init_model
     processor = TokComProcessor.from_pretrained(start_from) if start_from else None
     corpus, processor = build_synthetic_corpus(recipe, split="train", processor=processor)
     if start_from:
@@ -278,6 +291,7 @@ def train(
             if is_main:
                 runner.model.save_pretrained(work_dir)
                 processor.save_pretrained(work_dir)
+                _write_json(work_dir / RECIPE_FILE, recipe)
             return None
         progress["done"].append(stage)
         progress["logs"].append(log)
@@ -301,6 +315,7 @@ def train(
             output_dir / "training_log.json",
             {"recipe": recipe, "num_processes": accelerator.num_processes, "rank_parameter_digests": digests, "stages": progress["logs"]},
         )
+    accelerator.wait_for_everyone()  # every rank returns only once the final checkpoint is on disk
     return final
 
 
@@ -329,6 +344,11 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, help="stop (resumably) after this many optimization steps")
     args = parser.parse_args(argv)
     train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model, args.max_steps)
+    # a rank that exits while another is still writing files tears down the live gloo group under it and aborts
+    # ("terminate called without an active exception"): meet, then close the group before exiting
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
     return 0
 
 
