@@ -82,6 +82,32 @@ def test_task_stage_transceiver_learning_rate(smoke_model, tmp_path):
     assert moved and 0 < max(moved.values()) < 1e-4
 
 
+def test_full_length_fraction_sends_that_share_of_batches_at_the_maximum_lengths(smoke_model):
+    import numpy as np
+
+    from tokcom.training.train_tokcom import StageRunner
+
+    _, final = smoke_model
+    model = TokComForAVQA.from_pretrained(final)
+    runner = StageRunner(SMOKE_RECIPE, model, None, None, "/tmp/unused")
+    maximum = {"visual": model.config.max_visual_tokens, "audio": model.config.max_audio_tokens}
+
+    def draws(stage_recipe, n=400):
+        rng = np.random.default_rng(0)
+        return [runner._token_lengths(rng, stage_recipe) for _ in range(n)]
+
+    assert all(d == maximum for d in draws({"random_token_lengths": True, "full_length_fraction": 1.0}))
+    uniform = draws({"random_token_lengths": True})
+    assert sum(d == maximum for d in uniform) < 10  # 1/(64*32) by chance
+    half = draws({"random_token_lengths": True, "full_length_fraction": 0.5})
+    assert 160 < sum(d == maximum for d in half) < 240
+    assert len({d["audio"] for d in half}) > 10  # the rest stay uniform over [1, max]
+    # the fraction only shapes random lengths; without them a stage keeps its fixed lengths
+    assert draws({"num_visual_tokens": 7, "full_length_fraction": 1.0}, 3) == [{"visual": 7, "audio": maximum["audio"]}] * 3
+    with pytest.raises(ValueError, match="stages.task.full_length_fraction"):
+        validate_recipe({"stages": {"task": {"steps": 1, "batch_size": 1, "learning_rate": 1.0, "full_length_fraction": 1.5}}})
+
+
 def test_resume_after_a_stop_reproduces_the_uninterrupted_run(smoke_model, tmp_path):
     _, start = smoke_model
     recipe = json.loads(json.dumps(SMOKE_RECIPE))

@@ -43,6 +43,11 @@ def validate_recipe(recipe: dict) -> None:
                 f"Recipe field `stages.{stage}.transceiver_learning_rate` must be >= 0 (0 freezes F_m and G_m), "
                 f"got {settings['transceiver_learning_rate']!r}."
             )
+        if "full_length_fraction" in settings and not 0.0 <= float(settings["full_length_fraction"]) <= 1.0:
+            raise ValueError(
+                f"Recipe field `stages.{stage}.full_length_fraction` must be in [0, 1] (the share of batches sent at "
+                f"the maximum token lengths), got {settings['full_length_fraction']!r}."
+            )
     data = recipe.get("data", {})
     for key in ("train_scenes", "validation_scenes", "test_scenes"):
         if key in data and int(data[key]) < 1:

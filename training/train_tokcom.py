@@ -144,11 +144,21 @@ class StageRunner:
 
     def _token_lengths(self, rng: np.random.Generator, stage_recipe: dict) -> dict[str, int]:
         """`{"visual": s_v, "audio": s_a}` (drawn in that order): per batch with `random_token_lengths`, else the
-        stage's `num_<modality>_tokens` (default: the maximum)."""
+        stage's `num_<modality>_tokens` (default: the maximum).
+
+        With `random_token_lengths`, `full_length_fraction` f sends a share f of the batches at the maximum lengths
+        (one coin per batch, drawn only when f is set) and draws the rest uniformly in [1, max]. Questions that need
+        a whole description (e.g. which instrument sounds first) are answerable only from full-length batches.
+        """
         config = self.model.config
         lengths = {}
+        randomized = stage_recipe.get("random_token_lengths", False)
+        fraction = stage_recipe.get("full_length_fraction")
+        full = randomized and fraction is not None and rng.random() < float(fraction)
         for modality in ("visual", "audio"):
-            if stage_recipe.get("random_token_lengths", False):
+            if full:
+                lengths[modality] = config.max_tokens(modality)
+            elif randomized:
                 lengths[modality] = int(rng.integers(1, config.max_tokens(modality) + 1))
             else:
                 lengths[modality] = stage_recipe.get(f"num_{modality}_tokens") or config.max_tokens(modality)
