@@ -62,9 +62,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tokcom.training.recipe import load_recipe
-    from tokcom.training.train_tokcom import train
+    from tokcom.training.train_tokcom import close_distributed, train
 
     final = train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model, args.max_steps)
+    close_distributed()  # `accelerate launch -m tokcom.cli train ...` runs this on every rank
     print(f"model written to {final}" if final else f"stopped after --max-steps; continue with --resume in {args.output_dir}")
     return 0
 

@@ -354,12 +354,17 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, help="stop (resumably) after this many optimization steps")
     args = parser.parse_args(argv)
     train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model, args.max_steps)
-    # a rank that exits while another is still writing files tears down the live gloo group under it and aborts
-    # ("terminate called without an active exception"): meet, then close the group before exiting
+    close_distributed()
+    return 0
+
+
+def close_distributed() -> None:
+    """Call once before a (possibly) multi-process training script exits. A rank that exits while another still
+    writes files tears the live gloo group down under it and aborts ("terminate called without an active
+    exception"), so the ranks meet, then close the group. A no-op in a single process."""
     state = PartialState()
     state.wait_for_everyone()
     state.destroy_process_group()
-    return 0
 
 
 if __name__ == "__main__":
