@@ -70,7 +70,8 @@ def render_results(results_dir: str | Path = REPO_ROOT / "results") -> str:
     if ceiling:
         lines += [
             "",
-            f"Text ceiling (the text-pretrained LLM given the scene's caption instead of the media, same questions): "
+            "Text ceiling (the text-pretrained LLM, before task fine-tuning, given the scene's description instead of "
+            "the media, same questions; a reference, not a bound, since task fine-tuning keeps teaching the LLM): "
             f"{ceiling['accuracy']:.3f}.",
         ]
     lines += _per_type_table(first, ceiling)

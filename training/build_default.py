@@ -6,7 +6,7 @@ Steps:
   1. `train()` every stage of the recipe (unimodal pretraining, alignment, task fine-tuning);
   2. fit the performance model phi_m (eq. 15) from validation losses at several token lengths, written into config;
   3. evaluate held-out accuracy per SNR and question type on AWGN and Rayleigh, with the question-only baseline
-     and the text ceiling (the text-pretrained LLM given the scene caption instead of the media);
+     and the text ceiling (the text-pretrained LLM given the scene description instead of the media; not a bound);
   4. write the results into `results/tokcom_avqa_default/` and the checkpoint (`evaluation.json`), and the model
      card from them;
   5. with `--install`, copy the checkpoint to `tokcom/checkpoints/tokcom-avqa-tiny/` (what `pipeline()` loads).
@@ -44,7 +44,8 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         channel: evaluate(model_dir, EVAL_SNRS_DB, num_samples=num_samples, channel_type=channel)  # 3.
         for channel in ("awgn", "rayleigh")
     }
-    # the LLM reading the scene caption instead of the media: what the media path could at best deliver
+    # the text-pretrained LLM reading each sensor's description instead of the media: a reference, not a bound
+    # (task fine-tuning keeps teaching the LLM, and the model can beat it on some question types)
     ceiling = text_ceiling(work_dir / "stages" / "pretrain_text", num_samples=num_samples)
     command = f"python -m tokcom.training.build_default --recipe {recipe_name} --num-samples {num_samples}"
     training_log = json.loads((work_dir / "training_log.json").read_text())

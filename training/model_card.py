@@ -184,7 +184,8 @@ def _baselines(question_only: float | None, text_ceiling: float | None) -> str:
     ]
     if text_ceiling is not None:
         lines.append(
-            f"Text ceiling (the text-pretrained LLM given the scene's caption instead of the media): {text_ceiling:.3f}."
+            "Text ceiling (the text-pretrained LLM, before task fine-tuning, given the scene's description instead of "
+            f"the media; a reference, not a bound, since task fine-tuning keeps teaching the LLM): {text_ceiling:.3f}."
         )
     return "\n".join(lines)
 
