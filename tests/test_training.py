@@ -118,7 +118,8 @@ def test_resume_after_a_stop_reproduces_the_uninterrupted_run(smoke_model, tmp_p
     a, b = TokComForAVQA.from_pretrained(uninterrupted), TokComForAVQA.from_pretrained(resumed)
     assert parameter_digest(a) == parameter_digest(b)
     # resuming a finished run keeps its trained model (not `init_model`, which only seeds a fresh run)
-    again = train(recipe, tmp_path / "b", stages=["align", "task"], resume=True, init_model=str(start))
+    as_tuples = {**recipe, "channel": {k: tuple(v) if isinstance(v, list) else v for k, v in recipe["channel"].items()}}
+    again = train(as_tuples, tmp_path / "b", stages=["align", "task"], resume=True, init_model=str(start))
     assert parameter_digest(TokComForAVQA.from_pretrained(again)) == parameter_digest(a)
     assert parameter_digest(a) != parameter_digest(TokComForAVQA.from_pretrained(start))
     changed = {**recipe, "training_seed": 99}

@@ -275,7 +275,8 @@ def train(
         )
     work_dir = output_dir / "work"
     resuming = resume and (work_dir / "config.json").exists()
-    if resuming and (work_dir / RECIPE_FILE).exists() and json.loads((work_dir / RECIPE_FILE).read_text()) != recipe:
+    recorded = json.loads((work_dir / RECIPE_FILE).read_text()) if resuming and (work_dir / RECIPE_FILE).exists() else None
+    if recorded is not None and recorded != json.loads(json.dumps(recipe)):  # as stored: tuples become lists
         raise ValueError(
             f"`recipe` differs from the one {output_dir} was trained with ({work_dir / RECIPE_FILE}); resume with "
             "that recipe, or train the new one into another `output_dir`."
