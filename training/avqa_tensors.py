@@ -125,17 +125,25 @@ class AVQATensors:
         frames = self.video[scenes].permute(0, 1, 4, 2, 3).float() / 255.0
         return (frames - processor.video_mean) / processor.video_std
 
+    @staticmethod
+    def _trimmed(ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`rows` of right-padded `(n, width)` ids and mask, cut to the longest real row: `(batch, width')` each."""
+        mask = mask[rows]
+        width = int(mask.sum(dim=1).max())
+        return ids[rows, :width], mask[:, :width]
+
+    def _scene_captions(self, scenes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Caption ids and mask of `scenes` `(batch,)`, trimmed; `ValueError` if the corpus has no captions."""
+        if self.caption_ids is None:
+            raise ValueError("This corpus has no captions; build it with `captions=`.")
+        return self._trimmed(self.caption_ids, self.caption_mask, scenes)
+
     def question_batch(self, processor: TokComProcessor, questions: torch.Tensor, media: bool = True) -> dict:
         """Model inputs for `questions` `(batch,)`: media of their scenes, question ids/mask trimmed, labels."""
-        mask = self.question_mask[questions]
-        width = int(mask.sum(dim=1).max())
+        input_ids, attention_mask = self._trimmed(self.question_ids, self.question_mask, questions)
         labels = self.labels[questions]
         label_width = int((labels >= 0).sum(dim=1).max())
-        batch = {
-            "input_ids": self.question_ids[questions, :width],
-            "attention_mask": mask[:, :width],
-            "labels": labels[:, :label_width],
-        }
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels[:, :label_width]}
         if media:
             scenes = self.scene_index[questions]
             batch["pixel_values_videos"] = self.video_batch(processor, scenes)
@@ -167,12 +175,8 @@ class AVQATensors:
                 raise ValueError("`num_tokens` (words per modality) is required with per-modality captions.")
             caption_ids = torch.cat(list(self.modal_captions(scenes, num_tokens).values()), dim=1)
             caption_mask = torch.ones_like(caption_ids)
-        elif self.caption_ids is None:
-            raise ValueError("This corpus has no captions; build it with `captions=`.")
         else:
-            mask = self.caption_mask[scenes]
-            width = int(mask.sum(dim=1).max())
-            caption_ids, caption_mask = self.caption_ids[scenes, :width], mask[:, :width]
+            caption_ids, caption_mask = self._scene_captions(scenes)
         return {
             "caption_ids": caption_ids,
             "caption_mask": caption_mask,
@@ -185,16 +189,10 @@ class AVQATensors:
         With `questions` `(batch,)` (one about each scene), the text is the caption followed by the question, so
         the text receiver also learns to rebuild the words it will carry at inference (eq. 9).
         """
-        if self.caption_ids is None:
-            raise ValueError("This corpus has no captions; build it with `captions=`.")
-        mask = self.caption_mask[scenes]
-        width = int(mask.sum(dim=1).max())
-        ids, mask = self.caption_ids[scenes, :width], mask[:, :width]
+        ids, mask = self._scene_captions(scenes)
         if questions is not None:
-            question_mask = self.question_mask[questions]
-            question_width = int(question_mask.sum(dim=1).max())
-            ids = torch.cat([ids, self.question_ids[questions, :question_width]], dim=1)
-            mask = torch.cat([mask, question_mask[:, :question_width]], dim=1)
+            question_ids, question_mask = self._trimmed(self.question_ids, self.question_mask, questions)
+            ids, mask = torch.cat([ids, question_ids], dim=1), torch.cat([mask, question_mask], dim=1)
         return {
             "pixel_values_videos": self.video_batch(processor, scenes),
             "input_values": self.input_values[scenes],
