@@ -268,7 +268,8 @@ def train(
     progress_path = output_dir / PROGRESS_FILE
     progress = json.loads(progress_path.read_text()) if resume and progress_path.exists() else {"done": [], "logs": []}
     seeded_by = str(Path(init_model).resolve()) if init_model else None
-    if progress.setdefault("init_model", seeded_by) != seeded_by and init_model is not None:
+    progress.setdefault("init_model", seeded_by)
+    if init_model is not None and progress["init_model"] != seeded_by:
         raise ValueError(
             f"`init_model` {seeded_by} differs from {progress['init_model']}, which {output_dir} started from; "
             "resume with that one, or train into another `output_dir`."
@@ -294,34 +295,35 @@ def train(
     runner = StageRunner(recipe, model, processor, corpus, output_dir)
     runner.step_budget = max_steps
     is_main = int(os.environ.get("RANK", "0")) == 0
+
+    def save_checkpoint(folder: Path) -> None:
+        # every checkpoint carries the recipe: its data seeds define the held-out split, and its caption style
+        # what `text_ceiling`/`evaluate` read; resuming checks it
+        runner.model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        _write_json(folder / RECIPE_FILE, recipe)
+
     for stage in stages:
         if stage in progress["done"]:
             continue
         log = runner.run(stage, resume)
         if not log["finished"]:
             if is_main:
-                runner.model.save_pretrained(work_dir)
-                processor.save_pretrained(work_dir)
-                _write_json(work_dir / RECIPE_FILE, recipe)
+                save_checkpoint(work_dir)
             return None
         progress["done"].append(stage)
         progress["logs"].append(log)
         if is_main:
-            # the work folder, and a snapshot per finished stage (e.g. to start ablations from the pretrained
-            # model); each carries the recipe, whose data seeds and caption style evaluations need
+            # the work folder, and a snapshot per finished stage (e.g. to start ablations from the pretrained model)
             for folder in (work_dir, output_dir / "stages" / stage):
-                runner.model.save_pretrained(folder)
-                processor.save_pretrained(folder)
-                _write_json(folder / RECIPE_FILE, recipe)
+                save_checkpoint(folder)
             _write_json(progress_path, progress)
     # every rank reports a digest of its parameters: after DDP training they must all be identical
     accelerator = Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")
     digests = gather_object([parameter_digest(runner.model)])
     final = output_dir / "model"
     if is_main:
-        runner.model.save_pretrained(final)
-        processor.save_pretrained(final)
-        _write_json(final / RECIPE_FILE, recipe)  # its data seeds define the held-out split
+        save_checkpoint(final)
         _write_json(
             output_dir / "training_log.json",
             {"recipe": recipe, "num_processes": accelerator.num_processes, "rank_parameter_digests": digests, "stages": progress["logs"]},
