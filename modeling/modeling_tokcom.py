@@ -402,9 +402,11 @@ class TokComForAVQA(TokComPreTrainedModel):
             contrastive.append(F.cross_entropy(similarity / self.config.contrastive_temperature, targets))
         contrastive = torch.stack(contrastive) if contrastive else reconstruction.new_zeros(0)
         token_alignment = []
-        for modality, target_ids in (("visual", visual_target_ids), ("audio", audio_target_ids)):
-            if target_ids is None:
-                continue
+        word_targets = {m: ids for m, ids in (("visual", visual_target_ids), ("audio", audio_target_ids)) if ids is not None}
+        if word_targets:
+            embeddings = self.get_input_embeddings().weight.detach()  # (vocab, d_T): the words tokens are pulled to
+            directions = F.normalize(embeddings, dim=-1)  # once per call, shared by both modalities
+        for modality, target_ids in word_targets.items():
             received = links.get(f"{modality}_per_token", links.get(modality))  # before repetition combining
             if received is None or target_ids.shape != received.shape[:2]:
                 shape = tuple(received.shape[:2]) if received is not None else "no such link"
@@ -412,11 +414,10 @@ class TokComForAVQA(TokComPreTrainedModel):
                     f"`{modality}_target_ids` must have shape (batch, num_{modality}_tokens) = {shape}, "
                     f"got {tuple(target_ids.shape)}."
                 )
-            embeddings = self.get_input_embeddings().weight.detach()
             target = embeddings[target_ids]
             error = (received - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
             # and the word must be the nearest in direction among all the vocabulary's (cosine / tau, as eq. (10))
-            cosine = F.normalize(received, dim=-1) @ F.normalize(embeddings, dim=-1).T
+            cosine = F.normalize(received, dim=-1) @ directions.T
             word = F.cross_entropy((cosine / self.config.contrastive_temperature).flatten(0, 1).float(), target_ids.flatten())
             token_alignment.append(error + word)
         token_alignment = torch.stack(token_alignment) if token_alignment else None
