@@ -302,3 +302,20 @@ def test_modal_captions_stand_where_the_media_tokens_stand_and_are_their_alignme
         corpus.text_stage_batch(processor, torch.arange(2))
     report = text_ceiling(tmp_path / "stages" / "pretrain_text", num_samples=8)
     assert report["num_samples"] == 8 and 0.0 <= report["accuracy"] <= 1.0
+
+
+def test_audio_timing_probe_measures_the_encoder_and_refuses_a_folder_without_checkpoints(smoke_model, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "audio_timing_probe.py"
+    spec = importlib.util.spec_from_file_location("audio_timing_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    _, final = smoke_model
+    report = probe.encoder_probe(final, train_scenes=8, test_scenes=4, steps=3)
+    for split in ("train", "test"):
+        assert 0.0 <= report[split]["timing_accuracy"] <= 1.0
+    with pytest.raises(SystemExit, match="--runs"):
+        probe.main(["--runs", str(tmp_path), "--output", str(tmp_path / "never.json")])
+    assert not (tmp_path / "never.json").exists()
