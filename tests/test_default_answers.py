@@ -1,0 +1,35 @@
+"""The shipped default keeps its answers: on fixed inputs at `snr_db=inf` (and one network-mode call with the
+channel off), answers, scores and transmission reports equal those recorded before the platform refactor by
+`tests/record_default_answers.py` (in `tests/data/default_answers.json`)."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from transformers import pipeline
+
+import tokcom  # noqa: F401  registers the task
+from record_default_answers import OUTPUT, run
+
+
+def _close(recorded, measured, path="") -> None:
+    if isinstance(recorded, dict):
+        assert set(recorded) == set(measured), path
+        for key in recorded:
+            _close(recorded[key], measured[key], f"{path}.{key}")
+    elif isinstance(recorded, list):
+        assert len(recorded) == len(measured), path
+        for index, (a, b) in enumerate(zip(recorded, measured)):
+            _close(a, b, f"{path}[{index}]")
+    elif isinstance(recorded, float):
+        assert math.isclose(recorded, measured, rel_tol=1e-5, abs_tol=1e-7), f"{path}: {recorded} != {measured}"
+    else:
+        assert recorded == measured, f"{path}: {recorded!r} != {measured!r}"
+
+
+@pytest.mark.slow
+def test_default_answers_unchanged():
+    recorded = json.loads(Path(OUTPUT).read_text())
+    measured = json.loads(json.dumps(run(pipeline("token-comm-vqa", device="cpu"))))
+    _close(recorded, measured)
