@@ -15,8 +15,8 @@ Media follow the TokCom code's extraction layout::
 Any `frame_*.png` is accepted (sorted by its number); without them, `*.png` / `*.jpg` (the
 official MUSIC-AVQA extraction writes `000001.jpg`). Frames are sampled uniformly over the
 clip, resized (squashed, the full width is kept so left/right stay meaningful) to
-`frame_size` x `frame_size` RGB uint8. Audio is read with `scipy.io.wavfile`, made mono float32
-in [-1, 1], resampled to `sampling_rate` [Hz] with `scipy.signal.resample_poly` and cropped or
+`frame_size` x `frame_size` RGB uint8. Audio is read by `tokcom.modeling.media_io` (its one PCM
+scaling rule), made mono float32 in [-1, 1], resampled to `sampling_rate` [Hz] with `scipy.signal.resample_poly` and cropped or
 zero-padded to `max_duration_s` [s] from the start of the clip.
 
 The output has exactly the columns and features of `synthetic_avqa.avqa_features` /
@@ -36,22 +36,23 @@ import ast
 import json
 import math
 import os
-import re
 from pathlib import Path
 
 import datasets
 import numpy as np
-from PIL import Image
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 from tqdm.auto import tqdm
 
-from .synthetic_avqa import _PLACEHOLDER, _media_columns, _take_rows, _to_dataset, avqa_features, caption_features
+from tokcom.modeling import media_io
+
+from .synthetic_avqa import avqa_features, caption_features
+from .world import TEMPLATE_PLACEHOLDER as _PLACEHOLDER
+from .world import build_dataset as _to_dataset
+from .world import media_columns as _media_columns
+from .world import take_rows as _take_rows
 
 __all__ = ["load_music_avqa", "load_valor_captions", "read_audio", "read_frames"]
 
 AVQA_KEYS = ("video_id", "question_id", "type", "question_content", "templ_values", "anser")
-_FRAME_NUMBER = re.compile(r"(\d+)")
 
 
 def _check_sizes(num_frames, frame_size, sampling_rate, max_duration_s):
@@ -63,21 +64,16 @@ def _check_sizes(num_frames, frame_size, sampling_rate, max_duration_s):
 
 
 def _frame_files(frames_dir: Path) -> list[Path]:
-    files = sorted(frames_dir.glob("frame_*.png"))
-    if not files:
-        files = sorted(p for p in frames_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-
-    def number(path: Path):
-        digits = _FRAME_NUMBER.findall(path.stem)
-        return (int(digits[-1]) if digits else -1, path.name)
-
-    return sorted(files, key=number)
+    """`frame_*.png` when the folder has them (the TokCom extraction), else every frame image; in frame order."""
+    files = media_io.list_frame_files(frames_dir)
+    return [p for p in files if p.name.startswith("frame_") and p.suffix.lower() == ".png"] or files
 
 
 def read_frames(frames_dir, num_frames: int = 8, frame_size: int = 32, span: float = 1.0) -> np.ndarray:
     """Uniformly sample `num_frames` frames of a frames folder -> (num_frames, frame_size, frame_size, 3) uint8.
 
-    `span` in (0, 1] samples from the first `span` fraction of the frames only.
+    `span` in (0, 1] samples from the first `span` fraction of the frames only. Reading and resizing go through
+    `tokcom.modeling.media_io`.
 
     >>> import tempfile, numpy as np; from PIL import Image
     >>> d = tempfile.mkdtemp()
@@ -89,17 +85,15 @@ def read_frames(frames_dir, num_frames: int = 8, frame_size: int = 32, span: flo
     files = _frame_files(frames_dir) if frames_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"No frames (frame_*.png, *.png or *.jpg) in {frames_dir}")
-    usable = max(1, min(len(files), round(len(files) * span)))
-    index = np.floor((np.arange(num_frames) + 0.5) * usable / num_frames).astype(int)  # segment centres
-    frames = []
-    for i in index:
-        with Image.open(files[i]) as image:
-            frames.append(np.asarray(image.convert("RGB").resize((frame_size, frame_size), Image.BILINEAR)))
-    return np.stack(frames).astype(np.uint8)
+    chosen = media_io.sample_frames(files, num_frames, span)
+    return media_io.read_frame_files(chosen, size=frame_size, name="frames_dir")
 
 
 def read_audio(wav_path, sampling_rate: int = 16000, max_duration_s: float = 1.0) -> tuple[np.ndarray, float]:
     """Read a wav -> ((round(max_duration_s * sampling_rate),) float32 mono in [-1, 1], clip duration [s]).
+
+    Decoding, scaling, mono mixdown and resampling are `tokcom.modeling.media_io.read_wav`'s; the clip is then
+    zero-padded to `max_duration_s` and clipped to [-1, 1].
 
     >>> import tempfile, numpy as np; from scipy.io import wavfile
     >>> path = tempfile.mktemp(suffix=".wav")
@@ -111,23 +105,9 @@ def read_audio(wav_path, sampling_rate: int = 16000, max_duration_s: float = 1.0
     wav_path = Path(wav_path)
     if not wav_path.is_file():
         raise FileNotFoundError(f"Audio file not found: {wav_path}")
-    try:  # memory-map so only the first `max_duration_s` of a long clip is read
-        rate, data = wavfile.read(wav_path, mmap=True)
-    except ValueError:  # formats scipy cannot memory-map (e.g. 24-bit)
-        rate, data = wavfile.read(wav_path)
-    duration_s = data.shape[0] / rate
-    data = np.array(data[: math.ceil(max_duration_s * rate) + rate // 10])  # crop early, margin for the filter
-    if data.dtype == np.uint8:
-        audio = (data.astype(np.float32) - 128.0) / 128.0
-    elif np.issubdtype(data.dtype, np.integer):
-        audio = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
-    else:
-        audio = data.astype(np.float32)
-    if audio.ndim == 2:
-        audio = audio.mean(axis=1)
-    if rate != sampling_rate:
-        g = math.gcd(int(rate), int(sampling_rate))
-        audio = resample_poly(audio, sampling_rate // g, rate // g).astype(np.float32)
+    audio, _, duration_s = media_io.read_wav(
+        wav_path, sampling_rate=sampling_rate, max_duration_s=max_duration_s, name="wav_path"
+    )
     num_samples = int(round(max_duration_s * sampling_rate))
     audio = np.clip(np.pad(audio[:num_samples], (0, max(0, num_samples - len(audio)))), -1.0, 1.0)
     return audio.astype(np.float32), duration_s

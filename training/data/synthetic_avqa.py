@@ -64,13 +64,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
-import re
 
 import datasets
 import numpy as np
-import pyarrow as pa
+
+from .world import SPLIT_NAMES
+from .world import TEMPLATE_PLACEHOLDER as _PLACEHOLDER
+from .world import build_dataset as _to_dataset
+from .world import child_seeds as _children
+from .world import media_columns as _media_columns
+from .world import seed_key as _seed_key
+from .world import seed_sequence as _seed_sequence
+from .world import take_rows as _take_rows
 
 __all__ = [
     "ANSWER_VOCAB",
@@ -130,7 +136,6 @@ DRUM_BAND_HZ = 5300.0  # drum noise lives above this; every harmonic partial lie
 HITS_PER_S = 4.0  # piano notes and drum hits per second
 BACKGROUND = np.array([12, 12, 20], np.uint8)
 NUMBER_WORDS = ("zero", "one", "two", "three")
-SPLIT_NAMES = ("train", "validation", "test")
 _TIMBRE_VARIANTS = 8
 _CHUNK_SCENES = 256  # media is rendered in fixed chunks so results never depend on memory
 _GENERATOR_VERSION = 1  # bump when the world or the sampling changes (part of dataset fingerprints)
@@ -383,25 +388,6 @@ def generate_scenes(num_scenes: int, seed=0, config: SyntheticAVQAConfig | None 
     return SyntheticScenes(instruments, intervals, gain_levels, video, audio, config.sampling_rate)
 
 
-def _seed_sequence(seed) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative int or a numpy SeedSequence, got {seed!r}.")
-    return np.random.SeedSequence(int(seed))
-
-
-def _seed_key(seed) -> tuple:
-    parent = _seed_sequence(seed)
-    return (parent.entropy, tuple(parent.spawn_key))
-
-
-def _children(seed, count: int) -> list[np.random.SeedSequence]:
-    """Child seed sequences of `seed`, like `SeedSequence.spawn` but without mutating `seed`."""
-    parent = _seed_sequence(seed)
-    return [np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, i)) for i in range(count)]
-
-
 # ---------------------------------------------------------------------------------------------
 # Questions in MUSIC-AVQA's annotation schema
 # ---------------------------------------------------------------------------------------------
@@ -482,7 +468,6 @@ _TEMPLATES = (
 QUESTION_TEMPLATES = tuple({"type": t, "question_content": c, "answers": a} for t, c, a, _ in _TEMPLATES)
 ANSWER_VOCAB = tuple(dict.fromkeys(a for _, _, answers, _ in _TEMPLATES for a in answers))
 _BY_CONTENT = {content: (index, candidates) for index, (_, content, _, candidates) in enumerate(_TEMPLATES)}
-_PLACEHOLDER = re.compile(r"<[^<>]+>")
 _TEXT_COLUMNS = ("type", "question_content", "templ_values", "anser", "question")
 
 
@@ -712,33 +697,6 @@ def caption_features(num_frames: int = 8, frame_size: int = 32) -> datasets.Feat
     """
     media = _media_features(num_frames, frame_size)
     return datasets.Features({"video_id": datasets.Value("string"), **media, "desc": datasets.Value("string")})
-
-
-def _media_columns(video: np.ndarray, audio: np.ndarray, sampling_rate: int) -> dict:
-    """(R, T, H, W, 3) uint8 and (R, samples) float32 -> Arrow fixed-size-list columns (no Python loop)."""
-    video_arrow = pa.array(np.ascontiguousarray(video, np.uint8).reshape(-1))
-    for size in reversed(video.shape[1:]):
-        video_arrow = pa.FixedSizeListArray.from_arrays(video_arrow, size)
-    audio_arrow = pa.FixedSizeListArray.from_arrays(
-        pa.array(np.ascontiguousarray(audio, np.float32).reshape(-1)), audio.shape[1]
-    )
-    rates = pa.array(np.full(len(audio), sampling_rate, np.int32))
-    return {"video": video_arrow, "audio": audio_arrow, "sampling_rate": rates}
-
-
-def _take_rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """`array[index]` along axis 0, through a 2-D view (numpy's N-D uint8 take is ~10x slower)."""
-    flat = array.reshape(len(array), int(np.prod(array.shape[1:])))
-    return flat[index].reshape(len(index), *array.shape[1:])
-
-
-def _to_dataset(columns: dict, features: datasets.Features, recipe: tuple, split=None) -> datasets.Dataset:
-    """Wrap Arrow columns; the fingerprint hashes the generating `recipe` instead of the whole table
-    (hashing ~100 MB of media took seconds)."""
-    table = pa.Table.from_pydict({name: columns[name] for name in features}).cast(features.arrow_schema)
-    fingerprint = hashlib.sha256(repr(recipe).encode()).hexdigest()[:16]
-    info = datasets.DatasetInfo(features=features)
-    return datasets.Dataset(table, info=info, split=split, fingerprint=fingerprint)
 
 
 def _scenes_and_rows(num_scenes, seed, config, video_id_prefix="syn-", question_id_start=0, media=True):
