@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.io import wavfile
-from scipy.signal import resample_poly
 from transformers import AutoFeatureExtractor, AutoTokenizer, Pipeline
 
 from tokcom.modeling.channel import CHANNEL_TYPES, dbm_to_w, received_snr_db, resolve_gain, shannon_rate_bps
 from tokcom.modeling.configuration_tokcom import MODALITIES
+from tokcom.modeling.media_io import check_waveform, load_frames, pcm_to_float, read_wav
 from tokcom.modeling.processing_tokcom import TokComProcessor
 
 from .allocation import METHODS, TEXT_LINK_DEFAULTS, allocate
@@ -531,75 +530,22 @@ def _text_link(text, noise_dbm_per_hz: float) -> dict:
 
 
 def _load_video(video) -> np.ndarray:
-    """uint8 frames `(frames, height, width, 3)` from an array or a folder of frame images."""
-    if isinstance(video, (str, os.PathLike)):
-        folder = Path(video)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"`video` folder not found: {folder}.")
-        files = sorted(path for path in folder.iterdir() if path.suffix.lower() in FRAME_SUFFIXES)
-        if not files:
-            raise ValueError(f"`video` folder {folder} holds no frame images ({', '.join(FRAME_SUFFIXES)}).")
-        try:  # Pillow is optional (not needed for array inputs; the Hub copy of this file runs without it)
-            from PIL import Image
-        except ImportError:
-            raise ImportError("Reading `video` from a folder of frames needs Pillow (`pip install pillow`); "
-                              "or pass the frames as a uint8 array.") from None
-        frames = []
-        for path in files:
-            with Image.open(path) as image:
-                frames.append(np.asarray(image.convert("RGB")))
-        shapes = sorted({frame.shape for frame in frames})
-        if len(shapes) > 1:
-            raise ValueError(f"`video` frames in {folder} must all have the same size, got {shapes}.")
-        return np.stack(frames)
-    frames = np.asarray(video)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
-        raise ValueError(
-            f"`video` must be uint8 frames of shape (frames >= 1, height, width, 3) or a folder of frames, "
-            f"got shape {frames.shape}."
-        )
-    if frames.dtype != np.uint8:
-        raise ValueError(f"`video` frames must be uint8 in [0, 255], got dtype {frames.dtype}.")
-    return frames
+    """uint8 frames `(frames, height, width, 3)` from an array or a folder of frame images (`media_io`)."""
+    return load_frames(video, name="video")
 
 
 def _pcm_to_float(wave: np.ndarray) -> np.ndarray:
-    """Integer PCM -> float32 in [-1, 1]; float waveforms are cast to float32."""
-    if wave.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
-        return (wave.astype(np.float32) - 128.0) / 128.0
-    if np.issubdtype(wave.dtype, np.integer):
-        return wave.astype(np.float32) / float(np.iinfo(wave.dtype).max + 1)
-    if np.issubdtype(wave.dtype, np.floating):
-        return wave.astype(np.float32)
-    raise ValueError(f"`audio` must hold numbers, got dtype {wave.dtype}.")
+    """Integer PCM -> float32 in [-1, 1] by `media_io`'s one scaling rule; floats are cast to float32."""
+    return pcm_to_float(wave, name="audio")
 
 
 def _check_wave(wave: np.ndarray, field: str) -> np.ndarray:
-    if wave.size == 0:
-        raise ValueError(f"`{field}` is empty: give a non-empty waveform.")
-    if not np.isfinite(wave).all():
-        raise ValueError(f"`{field}` holds NaN or infinite samples.")
-    return wave
+    return check_waveform(wave, name=field)
 
 
 def _read_wav(path, sampling_rate: int) -> np.ndarray:
-    """A .wav file -> float32 mono at `sampling_rate` (channels averaged, polyphase resampling)."""
-    path = Path(path)
-    if path.suffix.lower() != ".wav":
-        raise ValueError(f"`audio` path must be a .wav file, got {path}.")
-    if not path.is_file():
-        raise FileNotFoundError(f"`audio` file not found: {path}.")
-    try:
-        rate, data = wavfile.read(path)
-    except ValueError as error:
-        raise ValueError(f"`audio` file {path} could not be read as WAV: {error}") from error
-    wave = _pcm_to_float(np.asarray(data))
-    if wave.ndim == 2:  # (samples, channels)
-        wave = wave.mean(axis=1)
-    if rate != sampling_rate:
-        common = math.gcd(int(rate), sampling_rate)
-        wave = resample_poly(wave, sampling_rate // common, int(rate) // common).astype(np.float32)
-    return _check_wave(wave, "audio")
+    """A .wav file -> float32 mono at `sampling_rate` (channels averaged, polyphase resampling; `media_io`)."""
+    return read_wav(path, sampling_rate=sampling_rate, name="audio").waveform
 
 
 __all__ = ["TASK", "TEXT_LINK_DEFAULT_DISTANCE_KM", "TokenCommVQAPipeline"]

@@ -5,12 +5,21 @@ Runs offline: the model is a folder exported by `tokcom export` (or a Hub repo i
 pillow, not the `tokcom` package. `tokcom space` builds a folder with this app, the embedded default model and
 sample scenes, and starts it.
 
+Media reading (the WAV scaling rule, mono mixdown, resampling, frame order and checks) is the model's own
+`media_io.py`: `tokcom space` copies `modeling/media_io.py`, the same file that `tokcom export` ships as remote code
+next to the pipeline, beside this app, so the Space and the pipeline read audio and frames identically without
+`tokcom` installed. Imported from this app's folder by path (not by module name, so no other `media_io` on
+`sys.path` can shadow it); when the file is absent (running from the tokcom source tree) it comes from the installed
+`tokcom.modeling.media_io`. Uploaded WAVs at any rate (44.1 kHz, 48 kHz, ...) are mixed down and resampled to the
+model's rate.
+
 Environment: `TOKCOM_MODEL` (model folder or repo id, default `./model`), `TOKCOM_SAMPLES` (default `./samples`),
 `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT` (default 127.0.0.1:7860).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -25,10 +34,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-from scipy.io import wavfile  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+
+
+def _load_media_io():
+    """The `media_io` module beside this file (a built Space), else `tokcom.modeling.media_io` (the source tree)."""
+    path = HERE / "media_io.py"
+    if not path.is_file():
+        from tokcom.modeling import media_io
+
+        return media_io
+    spec = importlib.util.spec_from_file_location("tokcom_space_media_io", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+media_io = _load_media_io()
 SNR_RANGE_DB = (-10.0, 30.0)
 BANDWIDTH_RANGE_MHZ = (0.5, 10.0)
 POWER_RANGE_DBM = (0.0, 30.0)
@@ -38,7 +62,7 @@ MAX_FRAME_BYTES = 5 * 2**20
 MAX_AUDIO_BYTES = 10 * 2**20
 MAX_AUDIO_SECONDS = 30.0
 MAX_QUESTION_CHARS = 200
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+FRAME_SUFFIXES = media_io.FRAME_SUFFIXES
 CHANNELS = {"AWGN": "awgn", "Rayleigh": "rayleigh"}
 
 
@@ -70,42 +94,43 @@ def frames_strip(frames: np.ndarray, scale: int = 4) -> np.ndarray:
 
 
 def read_frames(paths: list[str]) -> np.ndarray:
-    """Uploaded frame images (sorted by file name) -> uint8 `(T, H, W, 3)`; `gr.Error` on bad files."""
+    """Uploaded frame images (in `media_io`'s frame order: by file name, numbers naturally) -> uint8
+    `(T, H, W, 3)`; `gr.Error` on bad files."""
     if len(paths) > MAX_FRAMES:
         raise gr.Error(f"Upload at most {MAX_FRAMES} frames (got {len(paths)}).")
-    frames = []
-    for path in sorted(paths, key=lambda p: Path(p).name):
-        if Path(path).suffix.lower() not in FRAME_SUFFIXES:
-            raise gr.Error(f"Frames must be {', '.join(FRAME_SUFFIXES)} images; {Path(path).name} is not.")
-        if Path(path).stat().st_size > MAX_FRAME_BYTES:
-            raise gr.Error(f"Each frame must be at most {MAX_FRAME_BYTES // 2**20} MB; {Path(path).name} is larger.")
-        try:
-            with Image.open(path) as image:
-                frames.append(np.asarray(image.convert("RGB")))
-        except OSError:
-            raise gr.Error(f"{Path(path).name} is not a readable image.") from None
-    if len({f.shape for f in frames}) > 1:
-        raise gr.Error("All frames must have the same size.")
-    return np.stack(frames)
+    paths = media_io.sort_frame_paths(paths)
+    for path in paths:
+        if path.suffix.lower() not in FRAME_SUFFIXES:
+            raise gr.Error(f"Frames must be {', '.join(FRAME_SUFFIXES)} images; {path.name} is not.")
+        if path.stat().st_size > MAX_FRAME_BYTES:
+            raise gr.Error(f"Each frame must be at most {MAX_FRAME_BYTES // 2**20} MB; {path.name} is larger.")
+    try:
+        return media_io.read_frame_files(paths, name="frames")
+    except ValueError as error:
+        if "same size" in str(error):
+            raise gr.Error("All frames must have the same size.") from None
+        raise gr.Error(f"A frame is not a readable image: {error}") from None
 
 
 def read_audio(path: str) -> tuple[np.ndarray, int]:
-    """A `.wav` file -> mono float32 waveform and its rate; `gr.Error` on bad files."""
-    if Path(path).suffix.lower() != ".wav":
+    """A `.wav` file -> mono float32 waveform in [-1, 1] (`media_io`'s scaling) and its rate [Hz]; `gr.Error` on bad
+    files."""
+    if Path(path).suffix.lower() not in media_io.AUDIO_SUFFIXES:
         raise gr.Error("Audio must be a .wav file.")
     if Path(path).stat().st_size > MAX_AUDIO_BYTES:
         raise gr.Error(f"Audio must be at most {MAX_AUDIO_BYTES // 2**20} MB.")
     try:
-        rate, data = wavfile.read(path)
+        waveform, rate, duration_s = media_io.read_wav(path)
     except ValueError:
-        raise gr.Error("The audio file is not a readable .wav file.") from None
-    if np.issubdtype(data.dtype, np.integer):  # scale PCM before mixing down (the mean turns ints into floats)
-        data = data.astype(np.float32) / np.iinfo(data.dtype).max
-    if data.ndim == 2:
-        data = data.mean(axis=1)
-    if len(data) / rate > MAX_AUDIO_SECONDS:
+        raise gr.Error("The audio file is not a readable .wav file (or it is empty).") from None
+    if duration_s > MAX_AUDIO_SECONDS:
         raise gr.Error(f"Audio must be at most {MAX_AUDIO_SECONDS:g} s long.")
-    return data.astype(np.float32), int(rate)
+    return waveform, rate
+
+
+def resample_for(waveform: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    """`waveform` at `rate` [Hz] -> at the model's `target_rate` [Hz] (an uploaded 44.1/48 kHz WAV, say)."""
+    return media_io.resample(waveform, rate, target_rate)
 
 
 def report_markdown(out: dict) -> str:
@@ -160,6 +185,7 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
     vqa = pipeline("token-comm-vqa", model=model, trust_remote_code=True, device="cpu")
     config = vqa.model.config
     max_visual, max_audio = int(config.max_visual_tokens), int(config.max_audio_tokens)
+    model_rate = int(vqa.processor.feature_extractor.sampling_rate)  # uploads are resampled to it
     samples = load_samples(samples_dir)
     curves = load_evaluation(model)
     by_id = {s["id"]: s for s in samples}
@@ -188,6 +214,7 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
         if not audio_path:
             raise gr.Error("Pick a sample scene or upload a .wav file.")
         waveform, rate = read_audio(audio_path)
+        waveform, rate = resample_for(waveform, rate, model_rate), model_rate
         clip = {"video": frames, "audio": {"array": waveform, "sampling_rate": rate}, "question": question}
         call = {"channel_type": CHANNELS[channel], "seed": int(seed or 0)}
         if mode == "auto":

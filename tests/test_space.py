@@ -153,3 +153,27 @@ def test_uploaded_files_are_checked_with_friendly_messages(tmp_path):
     wavfile.write(tmp_path / "long.wav", 1000, np.zeros(31_000, np.int16))
     with pytest.raises(gr.Error, match="30 s"):
         app.read_audio(str(tmp_path / "long.wav"))
+
+
+def test_uploaded_44k_and_48k_stereo_wavs_are_resampled_and_answer_like_the_16k_sample(tmp_path):
+    from scipy.signal import resample_poly
+
+    from tokcom.defaults import default_model_path
+    from tokcom.space import write_samples
+    from tokcom.spaces import app
+
+    rows = write_samples(tmp_path, num_scenes=1)
+    demo = app.build_demo(str(default_model_path()), tmp_path)
+    answer = next(fn for fn in demo.fns.values() if fn.api_name == "answer").fn
+    scene = tmp_path / rows[0]["id"]
+    settings = ("AWGN", 30.0, "by hand", 32, 16, 3.0, 23.0, 0.3, 0.4, 0)
+    question = rows[0]["questions"][0]["question"]
+    reference = answer(rows[0]["id"], None, str(scene / "audio.wav"), question, *settings)
+    rate, pcm = wavfile.read(scene / "audio.wav")
+    assert rate == 16000
+    for upload_rate in (44100, 48000):
+        wave = resample_poly(pcm / 32768.0, upload_rate // 100, rate // 100)
+        stereo = np.clip(np.round(np.stack([wave, wave], axis=1) * 32768), -32768, 32767).astype(np.int16)
+        wavfile.write(tmp_path / "upload.wav", upload_rate, stereo)
+        out = answer(rows[0]["id"], None, str(tmp_path / "upload.wav"), question, *settings)
+        assert out[0] == reference[0] and abs(float(out[1]) - float(reference[1])) < 0.02

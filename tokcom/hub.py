@@ -39,6 +39,7 @@ REMOTE_CODE_FILES = {
     "token_comm_vqa.py": (_pipelines_package, "token_comm_vqa.py"),
     "allocation.py": (_pipelines_package, "allocation.py"),
     "allocation_solvers.py": (_pipelines_package, "allocation_solvers.py"),
+    "media_io.py": (_modeling_package, "media_io.py"),
 }
 AUTO_MAP = {"AutoConfig": "configuration_tokcom.TokComConfig", "AutoModel": "modeling_tokcom.TokComForAVQA"}
 CUSTOM_PIPELINES = {TASK: {"impl": "token_comm_vqa.TokenCommVQAPipeline", "pt": ["AutoModel"], "tf": [], "type": "multimodal"}}

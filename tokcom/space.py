@@ -1,7 +1,8 @@
 """Build and run the Gradio Space: `tokcom space [--build-dir DIR] [--port 7860] [--no-launch]`.
 
-A built Space folder holds `app.py`, `requirements.txt` and `README.md` (from `spaces/`), the model exported with
-`tokcom export` (`model/`) and sample scenes from the synthetic world (`samples/`: frames as PNG, audio as 16-bit
+A built Space folder holds `app.py`, `requirements.txt` and `README.md` (from `spaces/`), `media_io.py` (a copy of
+`tokcom/modeling/media_io.py`, the media reader that the exported model also ships as remote code: the app reads
+uploads with it, so it needs no `tokcom` install), the model exported with `tokcom export` (`model/`) and sample scenes from the synthetic world (`samples/`: frames as PNG, audio as 16-bit
 `.wav`, questions with their answers). It runs offline and is the folder to upload as a Hugging Face Space.
 """
 
@@ -14,9 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 SPACE_FILES = ("app.py", "requirements.txt", "README.md")
+MEDIA_IO_FILE = "media_io.py"  # copied from tokcom/modeling beside app.py (one source with the remote code)
 
 
 def write_samples(folder: str | os.PathLike, num_scenes: int = 6, seed: int = 2024) -> list[dict]:
@@ -30,6 +30,7 @@ def write_samples(folder: str | os.PathLike, num_scenes: int = 6, seed: int = 20
     from PIL import Image
     from scipy.io import wavfile
 
+    from tokcom.modeling.media_io import float_to_pcm16
     from tokcom.training.data.synthetic_avqa import SyntheticAVQAConfig, describe_scene, generate_questions, generate_scenes
 
     if not 1 <= num_scenes <= 64:
@@ -45,8 +46,7 @@ def write_samples(folder: str | os.PathLike, num_scenes: int = 6, seed: int = 20
         scene_dir.mkdir(parents=True, exist_ok=True)
         for t, frame in enumerate(scenes.video[index]):
             Image.fromarray(frame).save(scene_dir / f"frame_{t:02d}.png")
-        pcm = np.clip(scenes.audio[index], -1.0, 1.0)
-        wavfile.write(scene_dir / "audio.wav", scenes.sampling_rate, (pcm * 32767).astype(np.int16))
+        wavfile.write(scene_dir / "audio.wav", scenes.sampling_rate, float_to_pcm16(scenes.audio[index]))
         asked = [
             {"question": q["question"], "answer": q["anser"], "type": json.loads(q["type"])}
             for q in questions
@@ -65,6 +65,7 @@ def build_space(output_dir: str | os.PathLike, model: str | None = None, num_sce
     """
     from tokcom.files import staged_directory
     from tokcom.hub import export_model
+    from tokcom.modeling import media_io
 
     source = Path(__file__).resolve().parent.parent / "spaces"
     if not (source / "app.py").is_file():
@@ -74,6 +75,7 @@ def build_space(output_dir: str | os.PathLike, model: str | None = None, num_sce
     with staged_directory(output_dir, overwrite, "--build-dir") as staging:
         for name in SPACE_FILES:
             shutil.copy2(source / name, staging / name)
+        shutil.copy2(Path(media_io.__file__), staging / MEDIA_IO_FILE)
         export_model(model, staging / "model")
         write_samples(staging / "samples", num_scenes=num_scenes)
     return Path(output_dir)
@@ -92,4 +94,4 @@ def launch_space(folder: str | os.PathLike, port: int = 7860, host: str = "127.0
     return subprocess.call([sys.executable, str(folder / "app.py")], cwd=folder, env=env)
 
 
-__all__ = ["SPACE_FILES", "build_space", "launch_space", "write_samples"]
+__all__ = ["MEDIA_IO_FILE", "SPACE_FILES", "build_space", "launch_space", "write_samples"]
