@@ -28,7 +28,7 @@ from tokcom.modeling import TokComForAVQA
 from tokcom.pipelines.allocation import allocate
 from tokcom.training.evaluate_tokcom import evaluate, fit_performance_models
 from tokcom.training.recipe import load_recipe
-from tokcom.training.train_tokcom import train
+from tokcom.training.engine import train
 
 ROOT = Path(__file__).resolve().parent.parent
 SNRS_DB = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)

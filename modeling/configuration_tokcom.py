@@ -13,6 +13,7 @@ from transformers.configuration_utils import SubConfigSpec
 from .channel import ChannelConfig
 
 MODALITIES = ("visual", "audio")  # non-text modalities M' in the paper's notation; text is "text"
+LINKS = (*MODALITIES, "text")  # every link, in the paper's prompt order (eq. 8)
 
 # Tiny backbones: built from configs in tests and for the embedded default (no download).
 TINY_TEXT_CONFIG = {
@@ -66,8 +67,10 @@ class TokComConfig(PreTrainedConfig):
         audio_config (`dict` or `PreTrainedConfig`): the audio encoder E_audio (AST).
         vision_config (`dict` or `PreTrainedConfig`): the video encoder E_visual (ViViT).
         channel_config (`dict` or `ChannelConfig`): the wireless links (one per modality, eqs. 4-6).
-        max_visual_tokens (`int`, defaults to 64): S_visual^max (the paper preset uses Table I's 128).
-        max_audio_tokens (`int`, defaults to 32): S_audio^max (the paper preset uses Table I's 64).
+        max_tokens_per_link (`dict`, *optional*): S_m^max by link name, `{"visual": 64, "audio": 32}` by default
+            (the paper preset uses Table I's 128 and 64). The text link sends the question's own length.
+        max_visual_tokens, max_audio_tokens (`int`): the same maxima as single fields (older configs); when
+            `max_tokens_per_link` is given it wins and these mirror it.
         pooling (`str`, defaults to `"avg"`): sliding-window pooling S_m, `"avg"` or `"max"` (eq. 3).
         receiver_hidden_size (`int`, defaults to 256): hidden width of each receiver head G_m (eq. 7).
         receiver_position_embeddings (`bool`, defaults to `False`): the visual and audio receivers add a learned
@@ -114,6 +117,7 @@ class TokComConfig(PreTrainedConfig):
     audio_config: dict | PreTrainedConfig | None = None
     vision_config: dict | PreTrainedConfig | None = None
     channel_config: dict | PreTrainedConfig | None = None
+    max_tokens_per_link: dict | None = None
     max_visual_tokens: int = 64
     max_audio_tokens: int = 32
     pooling: Literal["avg", "max"] = "avg"
@@ -141,6 +145,15 @@ class TokComConfig(PreTrainedConfig):
             raise ValueError(f"`prompt_order` must order 'visual', 'audio' and 'text' once each, got {self.prompt_order!r}.")
         if self.lora_target_modules is None:
             self.lora_target_modules = ["q_proj", "v_proj"]
+        if self.max_tokens_per_link is None:
+            self.max_tokens_per_link = {"visual": self.max_visual_tokens, "audio": self.max_audio_tokens}
+        if not isinstance(self.max_tokens_per_link, dict) or sorted(self.max_tokens_per_link) != sorted(MODALITIES):
+            raise ValueError(
+                f"`max_tokens_per_link` must map exactly {MODALITIES} to token maxima, got {self.max_tokens_per_link!r}."
+            )
+        self.max_tokens_per_link = {m: self.max_tokens_per_link[m] for m in MODALITIES}
+        self.max_visual_tokens = self.max_tokens_per_link["visual"]
+        self.max_audio_tokens = self.max_tokens_per_link["audio"]
         for name in ("max_visual_tokens", "max_audio_tokens", "receiver_hidden_size", "lora_r", "answer_max_new_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -175,7 +188,7 @@ class TokComConfig(PreTrainedConfig):
         """S_m^max for `modality` in `("visual", "audio")`."""
         if modality not in MODALITIES:
             raise ValueError(f"`modality` must be one of {MODALITIES}, got {modality!r}.")
-        return self.max_visual_tokens if modality == "visual" else self.max_audio_tokens
+        return self.max_tokens_per_link[modality]
 
     @classmethod
     def tiny(cls, **kwargs) -> TokComConfig:
@@ -204,12 +217,11 @@ class TokComConfig(PreTrainedConfig):
             "audio_config": audio,
             "vision_config": vision,
             "receiver_hidden_size": text.hidden_size,
-            "max_visual_tokens": 128,
-            "max_audio_tokens": 64,
+            "max_tokens_per_link": {"visual": 128, "audio": 64},
             "backbones": dict(PAPER_BACKBONES),
         }
         defaults.update(kwargs)
         return cls(**defaults)
 
 
-__all__ = ["MODALITIES", "PAPER_BACKBONES", "TokComConfig"]
+__all__ = ["LINKS", "MODALITIES", "PAPER_BACKBONES", "TokComConfig"]

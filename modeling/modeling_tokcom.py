@@ -9,6 +9,11 @@ Data path for one sample (eq. numbers of `tokcom-avqa-letter.txt`):
 Each link is a `TokenChannel` with its own SNR (eqs. 4-6); G_m are two linear layers with a ReLU (eq. 7); U
 concatenates (eq. 8); W is the foundation LLM with a LoRA adapter (eq. 11). The answer is generated over the
 LLM's vocabulary.
+
+Split as LLaVA splits `LlavaModel` / `LlavaForConditionalGeneration`: [`TokComModel`] holds the transmitters, the
+links and the receivers and returns the prompt U; [`TokComForAVQA`] adds the LLM, the answer loss (eq. 12) and
+generation (transformers' `generate` with its KV cache). Each call's links are [`Link`] objects keyed by name.
+The stage-1 alignment loss (eqs. 9-10) is a training objective: `tokcom.training.objectives.alignment_loss`.
 """
 
 from __future__ import annotations
@@ -20,14 +25,18 @@ import torch.nn.functional as F
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from torch import nn
-from transformers import AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .channel import TokenChannel
-from .configuration_tokcom import MODALITIES, TokComConfig
+from .configuration_tokcom import LINKS, MODALITIES, TokComConfig
+from .links import Link, resolve_links
 
-LINKS = ("visual", "audio", "text")
+# checkpoints written before the TokComModel / TokComForAVQA split kept the links' modules at the top level
+LEGACY_KEY_MAPPING = {
+    r"^(vision_encoder|audio_encoder|visual_projector|audio_projector|receivers)\.": r"tokcom.\1.",
+}
 
 
 @dataclass
@@ -55,26 +64,19 @@ class TokComOutput(ModelOutput):
 
 
 @dataclass
-class TokComAlignmentOutput(ModelOutput):
-    r"""Output of [`TokComForAVQA.alignment_loss`] (stage 1, Sec. III-A).
+class TokComModelOutput(ModelOutput):
+    r"""Output of [`TokComModel.forward`]: what the base station's LLM reads.
 
     Args:
-        loss (`torch.Tensor` of shape `()`): `reconstruction_loss + sum_m contrastive_loss_m`.
-        reconstruction_loss (`torch.Tensor` of shape `()`): eq. (9) on the received text tokens, relative to
-            the sent tokens' energy.
-        contrastive_loss (`torch.Tensor` of shape `(num_modalities,)`): eq. (10) per non-text modality.
-        token_alignment_loss (`torch.Tensor` of shape `(num_modalities,)`, *optional*): eq. (9) applied to each
-            non-text modality whose target words were given (`visual_target_ids`, `audio_target_ids`).
-        visual_pooled, audio_pooled, text_pooled (`torch.Tensor` of shape `(batch, d_T)`): pooled vectors a_m.
+        prompt_embeds (`torch.Tensor` of shape `(batch, prompt_length, d_T)`): U of eq. (8), left-padded.
+        prompt_mask (`torch.LongTensor` of shape `(batch, prompt_length)`): 1 on real tokens.
+        received (`dict[str, torch.Tensor]`): per link, the received tokens Y'_m `(batch, s_m, d_T)` (see
+            [`TokComModel.transmit_and_receive`] for the extra entries).
     """
 
-    loss: torch.Tensor | None = None
-    reconstruction_loss: torch.Tensor | None = None
-    contrastive_loss: torch.Tensor | None = None
-    token_alignment_loss: torch.Tensor | None = None
-    visual_pooled: torch.Tensor | None = None
-    audio_pooled: torch.Tensor | None = None
-    text_pooled: torch.Tensor | None = None
+    prompt_embeds: torch.Tensor | None = None
+    prompt_mask: torch.Tensor | None = None
+    received: dict | None = None
 
 
 @dataclass
@@ -162,23 +164,24 @@ class TokComPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = False
     _supports_sdpa = True
 
-class TokComForAVQA(TokComPreTrainedModel):
-    r"""The TokCom system for audio-visual question answering, transmitters, links, receivers and LLM in one module.
+
+class TokComModel(TokComPreTrainedModel):
+    r"""The TokCom links without the LLM: transmitters (E_m, S_m, F_m), the wireless links and the receivers G_m,
+    producing the prompt U (eq. 8) that the foundation model reads.
+
+    The text transmitter E_T is the LLM's input embedding table (eq. 1), which belongs to the LLM: the owner of
+    the LLM hands it over with `set_text_embeddings` ([`TokComForAVQA`] does), and it is not part of this module's
+    parameters.
 
     Example (tiny preset, random weights):
 
     >>> import torch
-    >>> from tokcom.modeling import TokComConfig, TokComForAVQA
-    >>> model = TokComForAVQA(TokComConfig.tiny()).eval()
-    >>> video = torch.randn(2, 8, 3, 32, 32)          # (batch, frames, channels, height, width)
-    >>> audio = torch.randn(2, 98, 64)                # (batch, filterbank frames, mel bins)
-    >>> question = torch.randint(3, 256, (2, 6))      # (batch, question tokens)
-    >>> out = model(pixel_values_videos=video, input_values=audio, input_ids=question,
-    ...             snr_db={"visual": 10.0, "audio": 5.0, "text": 20.0}, num_visual_tokens=32, num_audio_tokens=16)
-    >>> out.visual_tokens.shape, out.audio_tokens.shape
-    (torch.Size([2, 32, 128]), torch.Size([2, 16, 128]))
-    >>> model.config.max_visual_tokens, model.config.max_audio_tokens  # tiny preset: half of Table I
-    (64, 32)
+    >>> from tokcom.modeling import Link, TokComConfig, TokComModel
+    >>> model = TokComModel(TokComConfig.tiny()).eval()
+    >>> out = model(pixel_values_videos=torch.randn(2, 8, 3, 32, 32), input_values=torch.randn(2, 98, 64),
+    ...             links={"visual": Link(snr_db=10.0, num_tokens=32), "audio": Link(snr_db=5.0, num_tokens=16)})
+    >>> out.prompt_embeds.shape, out.received["visual"].shape
+    (torch.Size([2, 48, 128]), torch.Size([2, 32, 128]))
     """
 
     def __init__(self, config: TokComConfig):
@@ -197,7 +200,7 @@ class TokComForAVQA(TokComPreTrainedModel):
         self._reset_encoder_position_embeddings()
         self.visual_projector = nn.Linear(config.vision_config.hidden_size, hidden_size)
         self.audio_projector = nn.Linear(config.audio_config.hidden_size, hidden_size)
-        # links (eqs. 4-6): one channel module, called once per modality with that link's SNR
+        # links (eqs. 4-6): one channel module, called once per link with that link's settings
         self.channel = TokenChannel(config.channel_config)
         # receivers G_m (eq. 7)
         indexed = config.receiver_position_embeddings
@@ -209,29 +212,8 @@ class TokComForAVQA(TokComPreTrainedModel):
                 for link in LINKS
             }
         )
-        # foundation model W (eq. 8) with a LoRA adapter (eq. 11)
-        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
-        if config.use_lora:
-            lora = LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=config.lora_dropout,
-                target_modules=list(config.lora_target_modules),
-            )
-            inject_adapter_in_model(lora, self.language_model)
+        self._text_embeddings = None  # E_T, owned by the LLM (kept out of this module's parameters)
         self.post_init()
-        self._zero_lora_b()
-
-    @torch.no_grad()
-    def _zero_lora_b(self) -> None:
-        # peft starts every adapter as the identity (lora_B = 0, eq. 11), but the LLM's own Linear init in
-        # `post_init` redraws lora_B at random; `init.zeros_` leaves weights loaded from a checkpoint untouched.
-        for module in self.language_model.modules():
-            if isinstance(module, LoraLayer):
-                for adapter in module.lora_B.values():
-                    init.zeros_(adapter.weight)
-
-    # ------------------------------------------------------------------ building blocks
 
     @torch.no_grad()
     def _reset_encoder_position_embeddings(self) -> None:
@@ -245,8 +227,26 @@ class TokComForAVQA(TokComPreTrainedModel):
             for name in names:
                 nn.init.trunc_normal_(getattr(encoder.embeddings, name), std=encoder.config.initializer_range)
 
+    def set_text_embeddings(self, embeddings: nn.Module) -> None:
+        """Use `embeddings` (the LLM's input embedding table) as the text transmitter E_T (eq. 1)."""
+        object.__setattr__(self, "_text_embeddings", embeddings)  # a reference, not a submodule
+
     def get_input_embeddings(self) -> nn.Module:
-        return self.language_model.get_input_embeddings()
+        if self._text_embeddings is None:
+            raise ValueError(
+                "This TokComModel has no text transmitter: its E_T is the LLM's input embedding table. Use "
+                "TokComForAVQA, or call `set_text_embeddings(llm.get_input_embeddings())` first."
+            )
+        return self._text_embeddings
+
+    # ------------------------------------------------------------------ links
+
+    def resolve_links(self, links=None, snr_db=None, channel_type=None, **num_tokens) -> dict[str, Link]:
+        """`{link: Link}` for this model's links from `links=` or the per-argument form, token lengths checked."""
+        resolved = resolve_links(LINKS, links, snr_db, channel_type, **num_tokens)
+        for modality in MODALITIES:
+            self._check_length(modality, resolved[modality].num_tokens)
+        return resolved
 
     def _check_length(self, modality: str, num_tokens: int | None) -> int:
         maximum = self.config.max_tokens(modality)
@@ -256,14 +256,14 @@ class TokComForAVQA(TokComPreTrainedModel):
             raise ValueError(f"`num_{modality}_tokens` must be an integer in [1, {maximum}], got {num_tokens!r}.")
         return num_tokens
 
-    @staticmethod
-    def _link_snr(snr_db, link: str):
-        if isinstance(snr_db, dict):
-            unknown = set(snr_db) - set(LINKS)
-            if unknown:
-                raise ValueError(f"`snr_db` keys must be among {LINKS}, got {sorted(unknown)}.")
-            return snr_db.get(link)
-        return snr_db
+    def received_length(self, modality: str, num_tokens: int | None = None) -> int:
+        """How many tokens of `modality` the LLM reads when `num_tokens` are sent: min(s_m, L_m) with
+        `config.receiver_token_period`, else s_m."""
+        num_tokens = self._check_length(modality, num_tokens)
+        period = (self.config.receiver_token_period or {}).get(modality)
+        return min(num_tokens, period) if period else num_tokens
+
+    # ------------------------------------------------------------------ transmitters and receivers
 
     def transmit_visual(self, pixel_values_videos: torch.Tensor, num_tokens: int | None = None) -> torch.Tensor:
         """Device side of the visual link: `(batch, frames, 3, H, W)` -> Y_visual `(batch, s_v, d_T)` (eqs. 2-3)."""
@@ -290,17 +290,12 @@ class TokComForAVQA(TokComPreTrainedModel):
             raise ValueError(f"`input_ids` must have shape (batch, tokens), got {tuple(input_ids.shape)}.")
         return self.get_input_embeddings()(input_ids)
 
-    def receive(self, link: str, tokens: torch.Tensor, snr_db=None, token_mask=None, **channel_kwargs) -> torch.Tensor:
+    def receive(self, link: str, tokens: torch.Tensor, settings: Link, token_mask=None, generator=None) -> torch.Tensor:
         """Channel then receiver head: Y'_m = G_m(C_m^-1(h sqrt(p) C_m(Y_m) + n)) (eqs. 4-7), one output per token."""
-        received = self.channel(tokens, snr_db=snr_db, token_mask=token_mask, **channel_kwargs)
+        received = self.channel(
+            tokens, snr_db=settings.snr_db, token_mask=token_mask, generator=generator, channel_type=settings.channel_type
+        )
         return self.receivers[link](received)
-
-    def received_length(self, modality: str, num_tokens: int | None = None) -> int:
-        """How many tokens of `modality` the LLM reads when `num_tokens` are sent: min(s_m, L_m) with
-        `config.receiver_token_period`, else s_m."""
-        num_tokens = self._check_length(modality, num_tokens)
-        period = (self.config.receiver_token_period or {}).get(modality)
-        return min(num_tokens, period) if period else num_tokens
 
     def transmit_and_receive(
         self,
@@ -308,25 +303,25 @@ class TokComForAVQA(TokComPreTrainedModel):
         input_values=None,
         input_ids=None,
         attention_mask=None,
-        snr_db=None,
-        num_visual_tokens=None,
-        num_audio_tokens=None,
+        links=None,
         generator=None,
-        channel_type=None,
+        **link_arguments,
     ) -> dict[str, torch.Tensor]:
         """Run every present link: returns `{"visual": Y'_v, "audio": Y'_a, "text": Y'_T, "text_sent": Y_T}`, and with
         `config.receiver_token_period` also `"<modality>_per_token"`: G_m's output for every sent token before the
-        repeats are combined."""
-        channel_kwargs = {"generator": generator, "channel_type": channel_type}
+        repeats are combined. Links are set by `links` (or the per-argument form `snr_db=`, `num_<m>_tokens=`,
+        `channel_type=`, see [`resolve_links`])."""
+        links = self.resolve_links(links, **link_arguments)
         received = {}
         periods = self.config.receiver_token_period or {}
-        for modality, transmit, media, num_tokens in (
-            ("visual", self.transmit_visual, pixel_values_videos, num_visual_tokens),
-            ("audio", self.transmit_audio, input_values, num_audio_tokens),
+        for modality, transmit, media in (
+            ("visual", self.transmit_visual, pixel_values_videos),
+            ("audio", self.transmit_audio, input_values),
         ):
             if media is None:
                 continue
-            per_token = self.receive(modality, transmit(media, num_tokens), self._link_snr(snr_db, modality), **channel_kwargs)
+            settings = links[modality]
+            per_token = self.receive(modality, transmit(media, settings.num_tokens), settings, generator=generator)
             received[modality] = per_token
             if modality in periods:
                 received[f"{modality}_per_token"] = per_token
@@ -334,9 +329,7 @@ class TokComForAVQA(TokComPreTrainedModel):
         if input_ids is not None:
             sent = self.transmit_text(input_ids)
             received["text_sent"] = sent
-            received["text"] = self.receive(
-                "text", sent, self._link_snr(snr_db, "text"), token_mask=attention_mask, **channel_kwargs
-            )
+            received["text"] = self.receive("text", sent, links["text"], token_mask=attention_mask, generator=generator)
         return received
 
     @staticmethod
@@ -347,123 +340,20 @@ class TokComForAVQA(TokComPreTrainedModel):
         weights = mask.to(tokens.dtype).unsqueeze(-1)
         return (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
-    # ------------------------------------------------------------------ stage 1: cross-modal alignment
-
-    def alignment_loss(
-        self,
-        pixel_values_videos=None,
-        input_values=None,
-        input_ids=None,
-        attention_mask=None,
-        snr_db=None,
-        num_visual_tokens=None,
-        num_audio_tokens=None,
-        generator=None,
-        channel_type=None,
-        visual_target_ids=None,
-        audio_target_ids=None,
-    ) -> TokComAlignmentOutput:
-        """Stage-1 loss: eq. (9) on the received text (caption) tokens plus eq. (10) for each non-text modality.
-
-        `input_ids` hold the caption (e.g. VALOR's `desc`); the contrastive loss uses in-batch negatives.
-
-        Token-level alignment (our addition, used by the embedded default): `visual_target_ids` /
-        `audio_target_ids` `(batch, s_m)` give, for each received token of that modality, the word it should
-        become, e.g. that modality's fixed-slot description repeated to `s_m` words. Their loss is eq. (9) on
-        the modality, `||Y'_m - E_T(w)||^2 / ||E_T(w)||^2` (normalized, so 1 means "predicts zeros"), plus the
-        cross-entropy of `w` among all words with logits `cos(Y'_m, E_T(v)) / tau` (the squared error alone leaves
-        similar words, e.g. two loudness levels, confused). Added to the total, so the LLM reads the received media
-        tokens as it reads words."""
-        if input_ids is None:
-            raise ValueError("`input_ids` (the caption tokens) are required for the alignment loss.")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        links = self.transmit_and_receive(
-            pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
-            num_visual_tokens, num_audio_tokens, generator, channel_type,
-        )  # fmt: skip
-        mask = attention_mask.to(links["text"].dtype).unsqueeze(-1)
-        # eq. (9): ||Y'_T - Y_T||^2 over the real tokens, relative to ||Y_T||^2 so that it weighs as much as eq. (10)
-        # whatever the scale of the LLM's embeddings (1 means "predicts zeros")
-        sent = links["text_sent"].detach()
-        squared_error = ((links["text"] - sent).pow(2) * mask).sum()
-        reconstruction = squared_error / (sent.pow(2) * mask).sum().clamp_min(1e-12)
-        # the text side is the anchor of eq. (10): the contrastive loss moves the media transceivers, not G_T
-        pooled = {"text": self.pool_vector(links["text"], attention_mask)}
-        anchor = pooled["text"].detach()
-        contrastive = []
-        for modality in MODALITIES:
-            if modality not in links:
-                continue
-            pooled[modality] = self.pool_vector(links[modality])
-            # eq. (10): -log softmax over the batch of sim(a_m, a_T^k) / tau, positives on the diagonal
-            similarity = F.normalize(pooled[modality], dim=-1) @ F.normalize(anchor, dim=-1).T
-            targets = torch.arange(similarity.shape[0], device=similarity.device)
-            contrastive.append(F.cross_entropy(similarity / self.config.contrastive_temperature, targets))
-        contrastive = torch.stack(contrastive) if contrastive else reconstruction.new_zeros(0)
-        token_alignment = []
-        word_targets = {m: ids for m, ids in (("visual", visual_target_ids), ("audio", audio_target_ids)) if ids is not None}
-        if word_targets:
-            embeddings = self.get_input_embeddings().weight.detach()  # (vocab, d_T): the words tokens are pulled to
-            directions = F.normalize(embeddings, dim=-1)  # once per call, shared by both modalities
-        for modality, target_ids in word_targets.items():
-            received = links.get(f"{modality}_per_token", links.get(modality))  # before repetition combining
-            if received is None or target_ids.shape != received.shape[:2]:
-                shape = tuple(received.shape[:2]) if received is not None else "no such link"
-                raise ValueError(
-                    f"`{modality}_target_ids` must have shape (batch, num_{modality}_tokens) = {shape}, "
-                    f"got {tuple(target_ids.shape)}."
-                )
-            target = embeddings[target_ids]
-            error = (received - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
-            # and the word must be the nearest in direction among all the vocabulary's (cosine / tau, as eq. (10))
-            cosine = F.normalize(received, dim=-1) @ directions.T
-            word = F.cross_entropy((cosine / self.config.contrastive_temperature).flatten(0, 1).float(), target_ids.flatten())
-            token_alignment.append(error + word)
-        token_alignment = torch.stack(token_alignment) if token_alignment else None
-        loss = reconstruction + contrastive.sum()
-        if token_alignment is not None:
-            loss = loss + token_alignment.sum()
-        return TokComAlignmentOutput(
-            loss=loss,
-            reconstruction_loss=reconstruction,
-            contrastive_loss=contrastive,
-            token_alignment_loss=token_alignment,
-            visual_pooled=pooled.get("visual"),
-            audio_pooled=pooled.get("audio"),
-            text_pooled=pooled["text"],
-        )
-
-    # ------------------------------------------------------------------ stage 2 and inference
-
-    def _send_and_concatenate(
-        self, pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
-        num_visual_tokens, num_audio_tokens, generator, channel_type,
-    ) -> tuple[dict, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """Every link, then U (eq. 8): returns the received links, the prompt `(batch, length, d_T)` and its mask."""
-        links = self.transmit_and_receive(
-            pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
-            num_visual_tokens, num_audio_tokens, generator, channel_type,
-        )  # fmt: skip
-        if not links:
-            raise ValueError("Give at least one of `pixel_values_videos`, `input_values`, `input_ids`.")
-        first = next(iter(links.values()))
-        prompt, mask = self._prompt(links, attention_mask, first.shape[0], first.device)
-        return links, prompt, mask
-
-    def _prompt(self, links: dict, attention_mask: torch.Tensor | None, batch: int, device) -> tuple:
+    def _prompt(self, received: dict, attention_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """U of eq. (8): concatenate the received tokens in `config.prompt_order` (paper: visual, audio, text) and
         build the matching attention mask. Padding is moved to the left so that the prompt always ends on a real
         token, whatever the tokenizer's padding side (a stable sort keeps the order of the real tokens)."""
         parts, masks = [], []
         for link in self.config.prompt_order:
-            if link not in links:
+            if link not in received:
                 continue
-            parts.append(links[link])
+            tokens = received[link]
+            parts.append(tokens)
             if link == "text" and attention_mask is not None:
-                masks.append(attention_mask.to(device=device, dtype=torch.long))
+                masks.append(attention_mask.to(device=tokens.device, dtype=torch.long))
             else:
-                masks.append(torch.ones(batch, links[link].shape[1], dtype=torch.long, device=device))
+                masks.append(torch.ones(tokens.shape[0], tokens.shape[1], dtype=torch.long, device=tokens.device))
         if not parts:
             raise ValueError("Give at least one of `pixel_values_videos`, `input_values`, `input_ids`.")
         return left_pad(torch.cat(parts, dim=1), torch.cat(masks, dim=1))
@@ -474,14 +364,143 @@ class TokComForAVQA(TokComPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
         input_values: torch.Tensor | None = None,
-        labels: torch.LongTensor | None = None,
-        snr_db=None,
-        num_visual_tokens: int | None = None,
-        num_audio_tokens: int | None = None,
+        links: dict | None = None,
         generator: torch.Generator | None = None,
-        channel_type: str | None = None,
         return_dict: bool | None = None,
-    ) -> TokComOutput:
+        **link_arguments,
+    ) -> TokComModelOutput | tuple:
+        r"""Send every given input over its link and build the LLM's prompt (eqs. 1-8).
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, question_tokens)`, *optional*): the question (text link).
+            attention_mask (`torch.Tensor` of shape `(batch, question_tokens)`, *optional*): 0 on question padding.
+            pixel_values_videos (`torch.Tensor` of shape `(batch, frames, 3, height, width)`, *optional*).
+            input_values (`torch.Tensor` of shape `(batch, filterbank_frames, mel_bins)`, *optional*): AST features.
+            links (`dict[str, Link]`, *optional*): per-link SNR, token count and channel type; or the older
+                per-argument form `snr_db=`, `num_visual_tokens=`, `num_audio_tokens=`, `channel_type=`.
+            generator (`torch.Generator`, *optional*): noise and fading draws.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        received = self.transmit_and_receive(
+            pixel_values_videos, input_values, input_ids, attention_mask, links, generator, **link_arguments
+        )
+        prompt, prompt_mask = self._prompt(received, attention_mask)
+        output = TokComModelOutput(prompt_embeds=prompt, prompt_mask=prompt_mask, received=received)
+        return output if return_dict else output.to_tuple()
+
+
+class TokComForAVQA(TokComPreTrainedModel):
+    r"""The TokCom system for audio-visual question answering: [`TokComModel`] (transmitters, links, receivers) and
+    the foundation LLM W with its LoRA adapter (eq. 11), the answer loss (eq. 12) and generation.
+
+    Example (tiny preset, random weights):
+
+    >>> import torch
+    >>> from tokcom.modeling import Link, TokComConfig, TokComForAVQA
+    >>> model = TokComForAVQA(TokComConfig.tiny()).eval()
+    >>> video = torch.randn(2, 8, 3, 32, 32)          # (batch, frames, channels, height, width)
+    >>> audio = torch.randn(2, 98, 64)                # (batch, filterbank frames, mel bins)
+    >>> question = torch.randint(3, 256, (2, 6))      # (batch, question tokens)
+    >>> links = {"visual": Link(snr_db=10.0, num_tokens=32), "audio": Link(snr_db=5.0, num_tokens=16),
+    ...          "text": Link(snr_db=20.0)}
+    >>> out = model(pixel_values_videos=video, input_values=audio, input_ids=question, links=links)
+    >>> out.visual_tokens.shape, out.audio_tokens.shape
+    (torch.Size([2, 32, 128]), torch.Size([2, 16, 128]))
+    >>> model.generate(pixel_values_videos=video, input_values=audio, input_ids=question, links=links).shape[0]
+    2
+    >>> model.config.max_tokens_per_link  # tiny preset: half of Table I
+    {'visual': 64, 'audio': 32}
+    """
+
+    def __init__(self, config: TokComConfig):
+        super().__init__(config)
+        self.tokcom = TokComModel(config)
+        # foundation model W (eq. 8) with a LoRA adapter (eq. 11)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        if config.use_lora:
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=list(config.lora_target_modules),
+            )
+            inject_adapter_in_model(lora, self.language_model)
+        self.tokcom.set_text_embeddings(self.language_model.get_input_embeddings())
+        self.post_init()
+        self._zero_lora_b()
+        self.language_model.generation_config = self._answer_generation_config()
+
+    def _answer_generation_config(self) -> GenerationConfig:
+        """Greedy decoding of the short answer: eos and pad of the LLM, `answer_max_new_tokens` new tokens."""
+        text = self.config.text_config
+        return GenerationConfig(
+            max_new_tokens=self.config.answer_max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=text.eos_token_id,
+            pad_token_id=text.pad_token_id if text.pad_token_id is not None else 0,
+            bos_token_id=text.bos_token_id,
+        )
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; checkpoints written before the [`TokComModel`] split (keys without
+        the `tokcom.` prefix) load unchanged."""
+        kwargs.setdefault("key_mapping", LEGACY_KEY_MAPPING)
+        return super().from_pretrained(*args, **kwargs)
+
+    @torch.no_grad()
+    def _zero_lora_b(self) -> None:
+        # peft starts every adapter as the identity (lora_B = 0, eq. 11), but the LLM's own Linear init in
+        # `post_init` redraws lora_B at random; `init.zeros_` leaves weights loaded from a checkpoint untouched.
+        for module in self.language_model.modules():
+            if isinstance(module, LoraLayer):
+                for adapter in module.lora_B.values():
+                    init.zeros_(adapter.weight)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    @property
+    def generation_config(self) -> GenerationConfig:
+        """Decoding defaults of [`generate`] (the LLM's generation config)."""
+        return self.language_model.generation_config
+
+    @generation_config.setter
+    def generation_config(self, value) -> None:
+        if "language_model" in self._modules:  # `PreTrainedModel.__init__` sets it before the LLM exists
+            self.language_model.generation_config = value
+
+    # the transmitters, links and receivers, reachable as before the split
+    vision_encoder = property(lambda self: self.tokcom.vision_encoder)
+    audio_encoder = property(lambda self: self.tokcom.audio_encoder)
+    visual_projector = property(lambda self: self.tokcom.visual_projector)
+    audio_projector = property(lambda self: self.tokcom.audio_projector)
+    receivers = property(lambda self: self.tokcom.receivers)
+    channel = property(lambda self: self.tokcom.channel)
+
+    def transmit_and_receive(self, *args, **kwargs) -> dict[str, torch.Tensor]:
+        """[`TokComModel.transmit_and_receive`]."""
+        return self.tokcom.transmit_and_receive(*args, **kwargs)
+
+    def received_length(self, modality: str, num_tokens: int | None = None) -> int:
+        """[`TokComModel.received_length`]."""
+        return self.tokcom.received_length(modality, num_tokens)
+
+    pool_vector = staticmethod(TokComModel.pool_vector)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        links: dict | None = None,
+        generator: torch.Generator | None = None,
+        return_dict: bool | None = None,
+        **link_arguments,
+    ) -> TokComOutput | tuple:
         r"""Send every modality over its link and run the LLM on the received tokens.
 
         Args:
@@ -491,19 +510,22 @@ class TokComForAVQA(TokComPreTrainedModel):
             input_values (`torch.Tensor` of shape `(batch, filterbank_frames, mel_bins)`, *optional*): AST features.
             labels (`torch.LongTensor` of shape `(batch, answer_tokens)`, *optional*): answer ids ending in eos,
                 right-padded with -100. They are appended after the prompt (teacher forcing) and scored (eq. 12).
-            snr_db (`float`, `torch.Tensor` of shape `(batch,)`, or a dict `{"visual", "audio", "text"}` of those):
-                SNR [dB] per link; `None` uses the channel config's default.
-            num_visual_tokens, num_audio_tokens (`int`, *optional*): s_m in `[1, max]`; defaults to the maximum.
+            links (`dict[str, Link]`, *optional*): per-link settings (SNR [dB], tokens sent, channel type). The older
+                per-argument form still works: `snr_db` (`float`, `torch.Tensor` of shape `(batch,)`, or a dict per
+                link; `None` uses the channel config's default), `num_visual_tokens`, `num_audio_tokens` (s_m in
+                `[1, max]`; default the maximum), `channel_type` (`"awgn"`, `"rayleigh"` or `"none"`).
             generator (`torch.Generator`, *optional*): noise and fading draws.
-            channel_type (`str`, *optional*): `"awgn"`, `"rayleigh"` or `"none"` for this call.
+            return_dict (`bool`, *optional*): a [`TokComOutput`] (default) or a tuple.
         """
-        links, prompt, prompt_mask = self._send_and_concatenate(
-            pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
-            num_visual_tokens, num_audio_tokens, generator, channel_type,
+        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        sent = self.tokcom(
+            input_ids, attention_mask, pixel_values_videos, input_values, links, generator, return_dict=True,
+            **link_arguments,
         )  # fmt: skip
-        batch = prompt.shape[0]
+        prompt, prompt_mask, received = sent.prompt_embeds, sent.prompt_mask, sent.received
         embeds, mask = prompt, prompt_mask
         if labels is not None:
+            batch = prompt.shape[0]
             if labels.dim() != 2 or labels.shape[0] != batch:
                 raise ValueError(f"`labels` must have shape ({batch}, answer_tokens), got {tuple(labels.shape)}.")
             answer_ids = labels.masked_fill(labels < 0, self.config.text_config.pad_token_id or 0)
@@ -517,16 +539,45 @@ class TokComForAVQA(TokComPreTrainedModel):
             # eq. (12): cross-entropy of each answer token given the received tokens and the previous answer tokens
             answer_logits = logits[:, answer_start : answer_start + labels.shape[1]]
             loss = F.cross_entropy(answer_logits.float().reshape(-1, answer_logits.shape[-1]), labels.reshape(-1))
-        return TokComOutput(
+        output = TokComOutput(
             loss=loss,
             logits=logits,
-            visual_tokens=links.get("visual"),
-            audio_tokens=links.get("audio"),
-            text_tokens=links.get("text"),
-            visual_pooled=self.pool_vector(links["visual"]) if "visual" in links else None,
-            audio_pooled=self.pool_vector(links["audio"]) if "audio" in links else None,
-            text_pooled=self.pool_vector(links["text"], attention_mask) if "text" in links else None,
+            visual_tokens=received.get("visual"),
+            audio_tokens=received.get("audio"),
+            text_tokens=received.get("text"),
+            visual_pooled=self.pool_vector(received["visual"]) if "visual" in received else None,
+            audio_pooled=self.pool_vector(received["audio"]) if "audio" in received else None,
+            text_pooled=self.pool_vector(received["text"], attention_mask) if "text" in received else None,
             answer_start=answer_start,
+        )
+        return output if return_dict else output.to_tuple()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        links: dict | None = None,
+        generator: torch.Generator | None = None,
+        snr_db=None,
+        num_visual_tokens: int | None = None,
+        num_audio_tokens: int | None = None,
+        channel_type: str | None = None,
+        **generate_kwargs,
+    ):
+        """Send the inputs over their links once, then decode the answer with transformers' `generate` on the
+        received prompt (KV cache, greedy by default; sampling, beams and streamers as `generate_kwargs`, over
+        `self.generation_config`). Returns what `generate` returns: the new token ids `(batch, new_tokens)`, or
+        a `GenerateOutput` with `return_dict_in_generate=True`."""
+        link_arguments = dict(snr_db=snr_db, num_visual_tokens=num_visual_tokens, num_audio_tokens=num_audio_tokens)
+        sent = self.tokcom(
+            input_ids, attention_mask, pixel_values_videos, input_values, links, generator, return_dict=True,
+            channel_type=channel_type, **link_arguments,
+        )  # fmt: skip
+        return self.language_model.generate(
+            inputs_embeds=sent.prompt_embeds, attention_mask=sent.prompt_mask, **generate_kwargs
         )
 
     @torch.no_grad()
@@ -536,49 +587,31 @@ class TokComForAVQA(TokComPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         pixel_values_videos: torch.Tensor | None = None,
         input_values: torch.Tensor | None = None,
-        snr_db=None,
-        num_visual_tokens: int | None = None,
-        num_audio_tokens: int | None = None,
+        links: dict | None = None,
         generator: torch.Generator | None = None,
-        channel_type: str | None = None,
         max_new_tokens: int | None = None,
+        **link_arguments,
     ) -> TokComAnswerOutput:
-        """Greedy answer over the LLM vocabulary from the received tokens; stops at eos.
+        """Greedy answer over the LLM vocabulary from the received tokens, through [`generate`]; stops at eos.
 
-        Takes the same inputs as `forward` (without `labels`); returns answer ids and their probabilities.
+        Takes the same inputs as `forward` (without `labels`); returns answer ids and their probabilities (the
+        product of each chosen token's probability, finished rows' padding excluded).
         """
-        max_new_tokens = max_new_tokens or self.config.answer_max_new_tokens
-        eos_token_id = self.config.text_config.eos_token_id
-        pad_token_id = self.config.text_config.pad_token_id or 0
-        _, embeds, mask = self._send_and_concatenate(
-            pixel_values_videos, input_values, input_ids, attention_mask, snr_db,
-            num_visual_tokens, num_audio_tokens, generator, channel_type,
+        out = self.generate(
+            input_ids, attention_mask, pixel_values_videos, input_values, links, generator,
+            max_new_tokens=max_new_tokens or self.config.answer_max_new_tokens,
+            do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True, **link_arguments,
         )  # fmt: skip
-        batch, device = embeds.shape[0], embeds.device
-        position_ids = (mask.cumsum(dim=1) - 1).clamp_min(0)
-        out = self.language_model(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=True)
-        finished = torch.zeros(batch, dtype=torch.bool, device=device)
-        log_score = torch.zeros(batch, device=device)
-        sequences = []
-        for _ in range(max_new_tokens):
-            log_probs = out.logits[:, -1].float().log_softmax(dim=-1)
-            best_log_prob, next_ids = log_probs.max(dim=-1)
-            log_score = log_score + torch.where(finished, torch.zeros_like(best_log_prob), best_log_prob)
-            next_ids = torch.where(finished, torch.full_like(next_ids, pad_token_id), next_ids)
-            sequences.append(next_ids)
-            finished = finished | (next_ids == eos_token_id)
-            if finished.all():
-                break
-            mask = torch.cat([mask, torch.ones(batch, 1, dtype=mask.dtype, device=device)], dim=1)
-            position_ids = position_ids[:, -1:] + 1
-            out = self.language_model(
-                inputs_embeds=self.get_input_embeddings()(next_ids[:, None]),
-                attention_mask=mask,
-                position_ids=position_ids,
-                past_key_values=out.past_key_values,
-                use_cache=True,
-            )
-        return TokComAnswerOutput(sequences=torch.stack(sequences, dim=1), scores=log_score.exp())
+        sequences = out.sequences
+        eos_token_id = self.config.text_config.eos_token_id
+        log_score = torch.zeros(sequences.shape[0], device=sequences.device)
+        finished = torch.zeros_like(log_score, dtype=torch.bool)
+        for step, step_scores in enumerate(out.scores):
+            chosen = sequences[:, step]
+            step_log_prob = step_scores.float().log_softmax(dim=-1).gather(1, chosen[:, None]).squeeze(1)
+            log_score = log_score + torch.where(finished, torch.zeros_like(step_log_prob), step_log_prob)
+            finished = finished | (chosen == eos_token_id)
+        return TokComAnswerOutput(sequences=sequences, scores=log_score.exp())
 
     # ------------------------------------------------------------------ loading the paper's backbones
 
@@ -591,25 +624,30 @@ class TokComForAVQA(TokComPreTrainedModel):
             raise ValueError("`config.backbones` must name the pretrained 'text', 'audio' and 'vision' models.")
         model = cls(config)
         pretrained = {
-            "vision_encoder": AutoModel.from_pretrained(
+            model.tokcom.vision_encoder: AutoModel.from_pretrained(
                 config.backbones["vision"], add_pooling_layer=False, **from_pretrained_kwargs
             ),
-            "audio_encoder": AutoModel.from_pretrained(config.backbones["audio"], **from_pretrained_kwargs),
-            "language_model": AutoModelForCausalLM.from_pretrained(config.backbones["text"], **from_pretrained_kwargs),
+            model.tokcom.audio_encoder: AutoModel.from_pretrained(config.backbones["audio"], **from_pretrained_kwargs),
+            model.language_model: AutoModelForCausalLM.from_pretrained(config.backbones["text"], **from_pretrained_kwargs),
         }
-        for attribute, source in pretrained.items():
+        for target, source in pretrained.items():
             # strict=False: the LLM's LoRA matrices are not in the pretrained checkpoint and keep their init
-            missing, unexpected = getattr(model, attribute).load_state_dict(source.state_dict(), strict=False)
+            missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
             missing = [key for key in missing if "lora_" not in key]
             if missing or unexpected:
-                raise ValueError(f"Pretrained {attribute} does not match the config: missing={missing[:5]} unexpected={unexpected[:5]}")
+                raise ValueError(
+                    f"Pretrained {type(target).__name__} does not match the config: missing={missing[:5]} "
+                    f"unexpected={unexpected[:5]}"
+                )
         return model
 
 
 __all__ = [
-    "TokComAlignmentOutput",
+    "LEGACY_KEY_MAPPING",
     "TokComAnswerOutput",
     "TokComForAVQA",
+    "TokComModel",
+    "TokComModelOutput",
     "TokComOutput",
     "TokComPreTrainedModel",
     "TokenReceiver",

@@ -6,6 +6,7 @@ from transformers import AutoConfig, AutoModel
 
 import tokcom  # noqa: F401  (registers the Auto classes)
 from tokcom.modeling import TokComConfig, TokComForAVQA, sliding_window_pool
+from tokcom.training.objectives import alignment_loss
 
 BATCH = 3
 
@@ -83,13 +84,13 @@ def test_question_padding_does_not_change_the_answer_logits(model, inputs):
 
 
 def test_alignment_loss_is_reconstruction_plus_contrastive(model, inputs):
-    out = model.alignment_loss(**inputs, snr_db=10.0, generator=torch.Generator().manual_seed(0))
+    out = alignment_loss(model, **inputs, snr_db=10.0, generator=torch.Generator().manual_seed(0))
     assert out.contrastive_loss.shape == (2,)
     torch.testing.assert_close(out.loss, out.reconstruction_loss + out.contrastive_loss.sum())
     # with identical pooled vectors for every sample, eq. (10) is log(batch)
     assert torch.isfinite(out.loss) and out.reconstruction_loss >= 0
     # eq. (9) relative to the sent tokens' energy, over the real (unmasked) question tokens; noiseless link here
-    clean = model.alignment_loss(**inputs, channel_type="none")
+    clean = alignment_loss(model, **inputs, channel_type="none")
     sent = model.get_input_embeddings()(inputs["input_ids"])
     mask = inputs["attention_mask"].unsqueeze(-1)
     expected = ((model.receivers["text"](sent) - sent) ** 2 * mask).sum() / (sent**2 * mask).sum()
@@ -98,7 +99,7 @@ def test_alignment_loss_is_reconstruction_plus_contrastive(model, inputs):
 
 def test_text_is_the_anchor_of_the_contrastive_loss(inputs):
     model = TokComForAVQA(TokComConfig.tiny())
-    model.alignment_loss(**inputs, snr_db=10.0).contrastive_loss.sum().backward()
+    alignment_loss(model, **inputs, snr_db=10.0).contrastive_loss.sum().backward()
     assert all(p.grad is None for p in model.receivers["text"].parameters())  # eq. (10) does not move G_T
     assert all(p.grad is not None for p in model.receivers["visual"].parameters())
 
@@ -116,7 +117,7 @@ def test_token_level_alignment_pulls_each_received_token_toward_its_target_word(
     assert not torch.allclose(decoded[0, 0], decoded[0, 1])
     targets = {"visual_target_ids": torch.randint(3, 200, (BATCH, 6)), "audio_target_ids": torch.randint(3, 200, (BATCH, 4))}
     call = {**inputs, "snr_db": 10.0, "num_visual_tokens": 6, "num_audio_tokens": 4}
-    out = model.alignment_loss(**call, **targets, generator=torch.Generator().manual_seed(0))
+    out = alignment_loss(model, **call, **targets, generator=torch.Generator().manual_seed(0))
     assert out.token_alignment_loss.shape == (2,)
     torch.testing.assert_close(out.loss, out.reconstruction_loss + out.contrastive_loss.sum() + out.token_alignment_loss.sum())
     # ||Y'_m - E_T(w)||^2 / ||E_T(w)||^2 + cross-entropy of w over cosine / tau, by hand for the visual link
@@ -133,7 +134,7 @@ def test_token_level_alignment_pulls_each_received_token_toward_its_target_word(
     out.loss.backward()
     assert receivers["visual"].position_embeddings.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="visual_target_ids"):
-        model.alignment_loss(**call, visual_target_ids=torch.randint(3, 200, (BATCH, 7)))
+        alignment_loss(model, **call, visual_target_ids=torch.randint(3, 200, (BATCH, 7)))
     # the index embeddings are saved and reloaded; a config without the field builds plain receivers
     model.save_pretrained(tmp_path)
     loaded = TokComForAVQA.from_pretrained(tmp_path)
@@ -162,7 +163,7 @@ def test_receiver_combines_repeated_words_into_one_token_each(inputs):
     assert out.logits.shape[1] == 12 + 10 + inputs["input_ids"].shape[1]
     # alignment targets are per sent token, before combining
     targets = torch.randint(3, 200, (BATCH, 30))
-    assert model.alignment_loss(**call, num_visual_tokens=30, visual_target_ids=targets).token_alignment_loss.shape == (1,)
+    assert alignment_loss(model, **call, num_visual_tokens=30, visual_target_ids=targets).token_alignment_loss.shape == (1,)
     assert combine_repeats(torch.ones(2, 3, 4), period=5).shape == (2, 3, 4)
     for bad in ({"visual": 0}, {"audio": 33}, {"text": 3}, {"visual": 2.5}):
         with pytest.raises(ValueError, match="receiver_token_period"):
@@ -172,8 +173,8 @@ def test_receiver_combines_repeated_words_into_one_token_each(inputs):
 def test_stage_one_trains_only_projectors_and_receivers(inputs):
     model = TokComForAVQA(TokComConfig.tiny())
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = name.startswith(("visual_projector", "audio_projector", "receivers"))
-    model.alignment_loss(**inputs, snr_db=5.0).loss.backward()
+        parameter.requires_grad = name.startswith(("tokcom.visual_projector", "tokcom.audio_projector", "tokcom.receivers"))
+    alignment_loss(model, **inputs, snr_db=5.0).loss.backward()
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
             assert parameter.grad is not None, name

@@ -12,7 +12,7 @@ from tokcom.modeling import TokComForAVQA
 from tokcom.modeling.processing_tokcom import TokComProcessor
 from tokcom.training.evaluate_tokcom import evaluate
 from tokcom.training.recipe import load_recipe, validate_recipe
-from tokcom.training.train_tokcom import parameter_digest, train
+from tokcom.training.engine import parameter_digest, train
 
 SMOKE_RECIPE = {
     "seed": 3,
@@ -56,40 +56,40 @@ def test_alignment_and_task_stages_freeze_what_the_paper_freezes(smoke_model, tm
     after = TokComForAVQA.from_pretrained(train(recipe, tmp_path, stages=["align", "task"], init_model=str(start))).state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed, "training changed nothing"
-    assert any(name.startswith("receivers") for name in changed)
+    assert any(name.startswith("tokcom.receivers") for name in changed)
     assert any("lora_" in name for name in changed)
     # encoders (train_encoders is off) and the LLM's base weights stay frozen; only LoRA moves inside the LLM
-    frozen = [n for n in changed if n.startswith(("vision_encoder", "audio_encoder"))]
+    frozen = [n for n in changed if n.startswith(("tokcom.vision_encoder", "tokcom.audio_encoder"))]
     frozen += [n for n in changed if n.startswith("language_model") and "lora_" not in n]
     assert not frozen, frozen
 
 
 def test_task_stage_transceiver_learning_rate(smoke_model, tmp_path):
-    from tokcom.training.train_tokcom import trainable_parameters
+    from tokcom.training.stages_tokcom import trainable_parameters
 
     _, start = smoke_model
     model = TokComForAVQA.from_pretrained(start)
     task = {"steps": 2, "batch_size": 4, "learning_rate": 0.003}
     names = trainable_parameters(model, "task", {**task, "transceiver_learning_rate": 0.0})
     assert names and all("lora_" in n for n in names)  # 0 freezes F_m and G_m
-    assert any(n.startswith("receivers") for n in trainable_parameters(model, "task", task))
+    assert any(n.startswith("tokcom.receivers") for n in trainable_parameters(model, "task", task))
     # a positive rate trains them in their own optimizer group: they move, less than at the main rate
     recipe = json.loads(json.dumps(SMOKE_RECIPE))
     recipe["stages"] = {"task": {**task, "transceiver_learning_rate": 1e-6}}
     before = model.state_dict()
     after = TokComForAVQA.from_pretrained(train(recipe, tmp_path, stages=["task"], init_model=str(start))).state_dict()
-    moved = {n: (after[n] - before[n]).abs().max().item() for n in before if n.startswith("receivers.visual.fc")}
+    moved = {n: (after[n] - before[n]).abs().max().item() for n in before if n.startswith("tokcom.receivers.visual.fc")}
     assert moved and 0 < max(moved.values()) < 1e-4
 
 
 def test_full_length_fraction_sends_that_share_of_batches_at_the_maximum_lengths(smoke_model):
     import numpy as np
 
-    from tokcom.training.train_tokcom import StageRunner
+    from tokcom.training.stages_tokcom import TokComStages
 
     _, final = smoke_model
     model = TokComForAVQA.from_pretrained(final)
-    runner = StageRunner(SMOKE_RECIPE, model, None, None, "/tmp/unused")
+    runner = TokComStages(SMOKE_RECIPE, model, None, None, "/tmp/unused")
     maximum = {"visual": model.config.max_visual_tokens, "audio": model.config.max_audio_tokens}
 
     def draws(stage_recipe, n=400):
@@ -171,7 +171,7 @@ def test_two_cpu_processes_really_train_distributed_and_stay_identical(tmp_path)
     recipe_path.write_text(json.dumps(recipe))
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tokcom.training.train_tokcom",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tokcom.training.train",
         "--recipe", str(recipe_path), "--output-dir", str(tmp_path / "out"), "--stages", "pretrain_audio", "align", "task",
     ]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -253,7 +253,7 @@ def test_modal_captions_stand_where_the_media_tokens_stand_and_are_their_alignme
     from tokcom.training.data.synthetic_avqa import describe_audio_slots, describe_visual_slots
     from tokcom.training.evaluate_tokcom import text_ceiling
     from tokcom.training.synthetic_corpus import build_synthetic_corpus
-    from tokcom.training.train_tokcom import StageRunner
+    from tokcom.training.stages_tokcom import TokComStages
 
     recipe = json.loads(json.dumps(SMOKE_RECIPE))
     recipe["data"]["caption_style"] = "modal"
@@ -266,7 +266,7 @@ def test_modal_captions_stand_where_the_media_tokens_stand_and_are_their_alignme
     assert model.receivers["visual"].position_embeddings is not None
     processor = TokComProcessor.from_pretrained(final)
     corpus, _ = build_synthetic_corpus(recipe, split="train", processor=processor)
-    runner = StageRunner(recipe, model, processor, corpus, tmp_path)
+    runner = TokComStages(recipe, model, processor, corpus, tmp_path)
 
     def words(ids):
         return processor.tokenizer.convert_ids_to_tokens(ids.tolist())
@@ -279,7 +279,7 @@ def test_modal_captions_stand_where_the_media_tokens_stand_and_are_their_alignme
         text = runner.batch("pretrain_text", step, recipe["stages"]["pretrain_text"], rank=0, world=1)
         assert text["caption_mask"].all() and text["caption_ids"].shape[1] == 12 + 24  # what the receiver combines to
         for modality in ("visual", "audio"):
-            assert align[f"{modality}_target_ids"].shape == (4, align[f"num_{modality}_tokens"])
+            assert align[f"{modality}_target_ids"].shape == (4, align["links"][modality].num_tokens)
     # word i of a modality's frame is word i (mod length) of that sensor's description of the scene
     targets = corpus.modal_captions(torch.arange(4), {"visual": 30, "audio": 5})
     for scene in range(4):

@@ -62,7 +62,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tokcom.training.recipe import load_recipe
-    from tokcom.training.train_tokcom import close_distributed, train
+    from tokcom.training.engine import close_distributed, train
 
     final = train(load_recipe(args.recipe), args.output_dir, args.stages, args.resume, args.init_model, args.max_steps)
     close_distributed()  # `accelerate launch -m tokcom.cli train ...` runs this on every rank
@@ -148,12 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     alloc.add_argument("--output", help="also write the result JSON here")
     alloc.set_defaults(func=_cmd_allocate)
 
-    from tokcom.training.recipe import STAGES
-
-    train = sub.add_parser("train", help="train TokComForAVQA with a recipe (one process; use accelerate launch for more)")
+    train = sub.add_parser("train", help="train a model family with a recipe (one process; use accelerate launch for more)")
     train.add_argument("--recipe", default="tokcom_avqa_tiny", help="recipe JSON path or name in training/recipes")
     train.add_argument("--output-dir", required=True)
-    train.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    train.add_argument("--stages", nargs="+", help="stages to run (default: all of the recipe's family)")
     train.add_argument("--resume", action="store_true")
     train.add_argument("--init-model", help="start from this checkpoint")
     train.add_argument("--max-steps", type=int, help="stop (resumably) after this many optimization steps")

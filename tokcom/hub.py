@@ -17,6 +17,7 @@ trust_remote_code=True)` work where `tokcom` is not installed.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -28,21 +29,72 @@ from huggingface_hub import ModelCard, ModelCardData
 import tokcom.modeling as _modeling_package
 from tokcom.files import staged_directory
 import tokcom.pipelines as _pipelines_package
+from tokcom.registry import FAMILIES, TASKS, Family, family_for_model_type, import_object
 
+_CODE_PACKAGES = {"modeling": _modeling_package, "pipelines": _pipelines_package}
+
+
+def remote_code_files(family: Family) -> dict[str, Path]:
+    """The files a family's Hub repo needs for `trust_remote_code`: its config, model and processor modules and the
+    pipelines of its tasks, plus, recursively, every module of `tokcom.modeling` / `tokcom.pipelines` they import
+    (relatively or absolutely, at the top or inside a function). Returns `{file name in the repo: source path}`;
+    computed from the imports, so a new sibling module is shipped without listing it.
+
+    >>> sorted(remote_code_files(FAMILIES["tokcom"]))[:3]
+    ['allocation.py', 'allocation_solvers.py', 'channel.py']
+    """
+    roots = [family.config_class, family.model_class, family.processor_class]
+    roots += [TASKS[task].pipeline_class for task in family.tasks]
+    pending = [_module_path(dotted.rpartition(".")[0]) for dotted in roots if dotted]
+    files: dict[str, Path] = {}
+    while pending:
+        path = pending.pop()
+        if path.name in files:
+            if files[path.name] != path:
+                raise ValueError(f"Remote code needs two files named {path.name} ({files[path.name]}, {path}); rename one.")
+            continue
+        files[path.name] = path
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level == 1 and node.module:  # from .sibling import X
+                pending.append(path.parent / f"{node.module}.py")
+            elif node.level == 0 and node.module and node.module.startswith(("tokcom.modeling.", "tokcom.pipelines.")):
+                pending.append(_module_path(node.module))
+    return dict(sorted(files.items()))
+
+
+def _module_path(dotted_module: str) -> Path:
+    """`tokcom.modeling.channel` -> the installed file `.../modeling/channel.py`."""
+    parts = dotted_module.split(".")
+    if len(parts) != 3 or parts[0] != "tokcom" or parts[1] not in _CODE_PACKAGES:
+        raise ValueError(f"Remote code must live in tokcom.modeling or tokcom.pipelines, got {dotted_module}.")
+    return Path(_CODE_PACKAGES[parts[1]].__file__).parent / f"{parts[2]}.py"
+
+
+def auto_map(family: Family) -> dict[str, str]:
+    """`config.json`'s `auto_map` for `family`: AutoConfig and each of its Auto classes -> `module.Class`."""
+    config_module, _, config_name = family.config_class.rpartition(".")
+    model_module, _, model_name = family.model_class.rpartition(".")
+    mapping = {"AutoConfig": f"{config_module.rpartition('.')[2]}.{config_name}"}
+    mapping.update({auto: f"{model_module.rpartition('.')[2]}.{model_name}" for auto in family.auto_classes})
+    return mapping
+
+
+def custom_pipelines(family: Family) -> dict[str, dict]:
+    """`config.json`'s `custom_pipelines` for `family`: each of its tasks -> its pipeline file and class."""
+    pipelines = {}
+    for name in family.tasks:
+        module, _, class_name = TASKS[name].pipeline_class.rpartition(".")
+        pipelines[name] = {"impl": f"{module.rpartition('.')[2]}.{class_name}", "pt": ["AutoModel"], "tf": [], "type": TASKS[name].type}
+    return pipelines
+
+
+# TokCom AVQA's (the first family's) values, computed
 TASK = "token-comm-vqa"
-# file name in the exported repo -> (source package, module file)
-REMOTE_CODE_FILES = {
-    "channel.py": (_modeling_package, "channel.py"),
-    "configuration_tokcom.py": (_modeling_package, "configuration_tokcom.py"),
-    "modeling_tokcom.py": (_modeling_package, "modeling_tokcom.py"),
-    "processing_tokcom.py": (_modeling_package, "processing_tokcom.py"),
-    "token_comm_vqa.py": (_pipelines_package, "token_comm_vqa.py"),
-    "allocation.py": (_pipelines_package, "allocation.py"),
-    "allocation_solvers.py": (_pipelines_package, "allocation_solvers.py"),
-    "media_io.py": (_modeling_package, "media_io.py"),
-}
-AUTO_MAP = {"AutoConfig": "configuration_tokcom.TokComConfig", "AutoModel": "modeling_tokcom.TokComForAVQA"}
-CUSTOM_PIPELINES = {TASK: {"impl": "token_comm_vqa.TokenCommVQAPipeline", "pt": ["AutoModel"], "tf": [], "type": "multimodal"}}
+REMOTE_CODE_FILES = remote_code_files(FAMILIES["tokcom"])
+AUTO_MAP = auto_map(FAMILIES["tokcom"])
+CUSTOM_PIPELINES = custom_pipelines(FAMILIES["tokcom"])
 REQUIRED_FILES = ("config.json", "model.safetensors", "README.md", "processor_config.json", "tokenizer.json")
 REQUIRED_CARD_FIELDS = ("library_name", "pipeline_tag", "license", "tags", "datasets")
 _ABSOLUTE_IMPORT = re.compile(r"^(\s*)from tokcom\.(?:modeling|pipelines)\.(\w+) import", re.MULTILINE)
@@ -53,7 +105,7 @@ class PublishError(RuntimeError):
     """`tokcom publish` could not validate or upload a folder; the message says why and what to do."""
 
 
-def remote_code_source(source: str, file_name: str) -> str:
+def remote_code_source(source: str, file_name: str, shipped=None) -> str:
     """`source` of one module with `from tokcom.modeling.X import` / `from tokcom.pipelines.X import` rewritten to
     `from .X import`; `ValueError` if another import of `tokcom` remains (it would not load without the package).
 
@@ -62,7 +114,7 @@ def remote_code_source(source: str, file_name: str) -> str:
     """
     rewritten = _ABSOLUTE_IMPORT.sub(lambda m: f"{m.group(1)}from .{m.group(2)} import", source)
     for match in _ABSOLUTE_IMPORT.finditer(source):
-        if f"{match.group(2)}.py" not in REMOTE_CODE_FILES:
+        if f"{match.group(2)}.py" not in (REMOTE_CODE_FILES if shipped is None else shipped):
             raise ValueError(f"{file_name} imports tokcom.*.{match.group(2)}, which is not exported remote code.")
     if _ANY_TOKCOM_IMPORT.search(rewritten):
         raise ValueError(f"{file_name} still imports `tokcom` after rewriting; remote code must be self-contained.")
@@ -107,16 +159,18 @@ def export_model(
             `<model>/evaluation.json` when present. It fills the card's `model-index` and results tables.
         overwrite: replace an existing `output_dir`.
     """
-    from tokcom.modeling import TokComForAVQA
-    from tokcom.modeling.processing_tokcom import TokComProcessor
+    from transformers import AutoConfig
+
     from tokcom.training.model_card import render_model_card
 
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:  # checked before loading anything
         raise FileExistsError(f"`--output` {output_dir} already exists; pass --overwrite to replace it.")
     source = _resolve_model(model)
-    loaded = TokComForAVQA.from_pretrained(source)
-    processor = TokComProcessor.from_pretrained(source)
+    family = family_for_model_type(AutoConfig.from_pretrained(source).model_type)
+    loaded = import_object(family.model_class).from_pretrained(source)
+    processor = import_object(family.processor_class).from_pretrained(source)
+    code_files = remote_code_files(family)
     source_dir = Path(source) if Path(source).is_dir() else Path(loaded.name_or_path)
     evaluation = _evaluation(source_dir, results)
 
@@ -124,12 +178,12 @@ def export_model(
         loaded.save_pretrained(staging)
         processor.save_pretrained(staging)
         config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
-        config["auto_map"] = dict(AUTO_MAP)
-        config["custom_pipelines"] = json.loads(json.dumps(CUSTOM_PIPELINES))
+        config["auto_map"] = auto_map(family)
+        config["custom_pipelines"] = custom_pipelines(family)
         (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        for target, (package, file_name) in REMOTE_CODE_FILES.items():
-            text = (Path(package.__file__).parent / file_name).read_text(encoding="utf-8")
-            (staging / target).write_text(remote_code_source(text, file_name), encoding="utf-8")
+        for target, path in code_files.items():
+            text = path.read_text(encoding="utf-8")
+            (staging / target).write_text(remote_code_source(text, target, code_files), encoding="utf-8")
         for extra in ("tokcom_recipe.json",):
             if (source_dir / extra).is_file():
                 shutil.copy2(source_dir / extra, staging / extra)
@@ -254,9 +308,12 @@ __all__ = [
     "CUSTOM_PIPELINES",
     "PublishError",
     "REMOTE_CODE_FILES",
+    "auto_map",
+    "custom_pipelines",
     "export_model",
     "publish_folder",
     "publish_plan",
+    "remote_code_files",
     "remote_code_source",
     "validate_model_card",
 ]

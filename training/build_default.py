@@ -25,7 +25,7 @@ from tokcom.defaults import CHECKPOINTS_DIR, DEFAULT_AVQA_MODEL
 from tokcom.training.evaluate_tokcom import evaluate, fit_performance_models, text_ceiling
 from tokcom.training.model_card import write_model_card
 from tokcom.training.recipe import load_recipe
-from tokcom.training.train_tokcom import train
+from tokcom.training.engine import train
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results" / "tokcom_avqa_default"
 EVAL_SNRS_DB = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)

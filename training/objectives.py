@@ -1,6 +1,6 @@
 """Training objectives as `nn.Module`s, so accelerate/DDP wraps whatever a stage trains.
 
-Each objective's `forward(**batch)` returns a scalar loss. Stages (see `train_tokcom.py`):
+Each objective's `forward(**batch)` returns a scalar loss. Stages (see `stages_tokcom.py`):
 
 | stage           | objective           | trains                                   | paper            |
 |-----------------|---------------------|------------------------------------------|------------------|
@@ -17,12 +17,126 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dataclasses import dataclass
+
+from transformers.utils import ModelOutput
+
+from tokcom.modeling.configuration_tokcom import MODALITIES
 from tokcom.modeling.modeling_tokcom import TokComForAVQA, left_pad, sliding_window_pool
 
 NUM_POSITIONS = 3  # left, middle, right
 NUM_INSTRUMENT_CLASSES = 7  # 6 instruments + "empty"
 NUM_INTERVALS = 4  # silent, full, first half, second half
 NUM_GAIN_CLASSES = 4  # silent + 3 loudness levels
+
+
+@dataclass
+class TokComAlignmentOutput(ModelOutput):
+    r"""Output of [`alignment_loss`] (stage 1, Sec. III-A).
+
+    Args:
+        loss (`torch.Tensor` of shape `()`): `reconstruction_loss + sum_m contrastive_loss_m`.
+        reconstruction_loss (`torch.Tensor` of shape `()`): eq. (9) on the received text tokens, relative to
+            the sent tokens' energy.
+        contrastive_loss (`torch.Tensor` of shape `(num_modalities,)`): eq. (10) per non-text modality.
+        token_alignment_loss (`torch.Tensor` of shape `(num_modalities,)`, *optional*): eq. (9) applied to each
+            non-text modality whose target words were given (`visual_target_ids`, `audio_target_ids`).
+        visual_pooled, audio_pooled, text_pooled (`torch.Tensor` of shape `(batch, d_T)`): pooled vectors a_m.
+    """
+
+    loss: torch.Tensor | None = None
+    reconstruction_loss: torch.Tensor | None = None
+    contrastive_loss: torch.Tensor | None = None
+    token_alignment_loss: torch.Tensor | None = None
+    visual_pooled: torch.Tensor | None = None
+    audio_pooled: torch.Tensor | None = None
+    text_pooled: torch.Tensor | None = None
+
+
+def alignment_loss(
+    model: TokComForAVQA,
+    pixel_values_videos=None,
+    input_values=None,
+    input_ids=None,
+    attention_mask=None,
+    links=None,
+    generator=None,
+    visual_target_ids=None,
+    audio_target_ids=None,
+    **link_arguments,
+) -> TokComAlignmentOutput:
+    """Stage-1 loss of `model` (a [`TokComForAVQA`]): eq. (9) on the received text (caption) tokens plus eq. (10)
+    for each non-text modality. Links as in `TokComForAVQA.forward` (`links=` or `snr_db=`, `num_<m>_tokens=`,
+    `channel_type=`).
+
+    `input_ids` hold the caption (e.g. VALOR's `desc`); the contrastive loss uses in-batch negatives.
+
+    Token-level alignment (our addition, used by the embedded default): `visual_target_ids` /
+    `audio_target_ids` `(batch, s_m)` give, for each received token of that modality, the word it should
+    become, e.g. that modality's fixed-slot description repeated to `s_m` words. Their loss is eq. (9) on
+    the modality, `||Y'_m - E_T(w)||^2 / ||E_T(w)||^2` (normalized, so 1 means "predicts zeros"), plus the
+    cross-entropy of `w` among all words with logits `cos(Y'_m, E_T(v)) / tau` (the squared error alone leaves
+    similar words, e.g. two loudness levels, confused). Added to the total, so the LLM reads the received media
+    tokens as it reads words."""
+    if input_ids is None:
+        raise ValueError("`input_ids` (the caption tokens) are required for the alignment loss.")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    links = model.transmit_and_receive(
+        pixel_values_videos, input_values, input_ids, attention_mask, links, generator, **link_arguments
+    )
+    mask = attention_mask.to(links["text"].dtype).unsqueeze(-1)
+    # eq. (9): ||Y'_T - Y_T||^2 over the real tokens, relative to ||Y_T||^2 so that it weighs as much as eq. (10)
+    # whatever the scale of the LLM's embeddings (1 means "predicts zeros")
+    sent = links["text_sent"].detach()
+    squared_error = ((links["text"] - sent).pow(2) * mask).sum()
+    reconstruction = squared_error / (sent.pow(2) * mask).sum().clamp_min(1e-12)
+    # the text side is the anchor of eq. (10): the contrastive loss moves the media transceivers, not G_T
+    pooled = {"text": model.pool_vector(links["text"], attention_mask)}
+    anchor = pooled["text"].detach()
+    contrastive = []
+    for modality in MODALITIES:
+        if modality not in links:
+            continue
+        pooled[modality] = model.pool_vector(links[modality])
+        # eq. (10): -log softmax over the batch of sim(a_m, a_T^k) / tau, positives on the diagonal
+        similarity = F.normalize(pooled[modality], dim=-1) @ F.normalize(anchor, dim=-1).T
+        targets = torch.arange(similarity.shape[0], device=similarity.device)
+        contrastive.append(F.cross_entropy(similarity / model.config.contrastive_temperature, targets))
+    contrastive = torch.stack(contrastive) if contrastive else reconstruction.new_zeros(0)
+    token_alignment = []
+    word_targets = {m: ids for m, ids in (("visual", visual_target_ids), ("audio", audio_target_ids)) if ids is not None}
+    if word_targets:
+        embeddings = model.get_input_embeddings().weight.detach()  # (vocab, d_T): the words tokens are pulled to
+        directions = F.normalize(embeddings, dim=-1)  # once per call, shared by both modalities
+    for modality, target_ids in word_targets.items():
+        received = links.get(f"{modality}_per_token", links.get(modality))  # before repetition combining
+        if received is None or target_ids.shape != received.shape[:2]:
+            shape = tuple(received.shape[:2]) if received is not None else "no such link"
+            raise ValueError(
+                f"`{modality}_target_ids` must have shape (batch, num_{modality}_tokens) = {shape}, "
+                f"got {tuple(target_ids.shape)}."
+            )
+        target = embeddings[target_ids]
+        error = (received - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
+        # and the word must be the nearest in direction among all the vocabulary's (cosine / tau, as eq. (10))
+        cosine = F.normalize(received, dim=-1) @ directions.T
+        word = F.cross_entropy((cosine / model.config.contrastive_temperature).flatten(0, 1).float(), target_ids.flatten())
+        token_alignment.append(error + word)
+    token_alignment = torch.stack(token_alignment) if token_alignment else None
+    loss = reconstruction + contrastive.sum()
+    if token_alignment is not None:
+        loss = loss + token_alignment.sum()
+    return TokComAlignmentOutput(
+        loss=loss,
+        reconstruction_loss=reconstruction,
+        contrastive_loss=contrastive,
+        token_alignment_loss=token_alignment,
+        visual_pooled=pooled.get("visual"),
+        audio_pooled=pooled.get("audio"),
+        text_pooled=pooled["text"],
+    )
+
 
 
 class VisionPretraining(nn.Module):
@@ -126,14 +240,14 @@ class TextPretraining(nn.Module):
 
 
 class Alignment(nn.Module):
-    """Stage 1 (Sec. III-A): eq. (9) + eq. (10) through `TokComForAVQA.alignment_loss`."""
+    """Stage 1 (Sec. III-A): eq. (9) + eq. (10) through [`alignment_loss`]."""
 
     def __init__(self, model: TokComForAVQA):
         super().__init__()
         self.model = model
 
     def forward(self, **batch) -> torch.Tensor:
-        return self.model.alignment_loss(**batch).loss
+        return alignment_loss(self.model, **batch).loss
 
 
 class TaskFineTuning(nn.Module):
@@ -147,4 +261,12 @@ class TaskFineTuning(nn.Module):
         return self.model(**batch).loss
 
 
-__all__ = ["Alignment", "AudioPretraining", "TaskFineTuning", "TextPretraining", "VisionPretraining"]
+__all__ = [
+    "Alignment",
+    "AudioPretraining",
+    "TaskFineTuning",
+    "TextPretraining",
+    "TokComAlignmentOutput",
+    "VisionPretraining",
+    "alignment_loss",
+]

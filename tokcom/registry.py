@@ -1,0 +1,106 @@
+"""One registry of model families and pipeline tasks, read by `import tokcom` (Auto classes, pipeline tasks), the
+Hub exporter (`auto_map`, `custom_pipelines`, which code files to ship), the training and evaluation engines, the
+cards and the Space.
+
+Pure data: classes are named by dotted path and imported only when used, so reading the registry imports neither
+torch nor transformers.
+
+>>> FAMILIES["tokcom"].model_class
+'tokcom.modeling.modeling_tokcom.TokComForAVQA'
+>>> TASKS["token-comm-vqa"].families
+('tokcom',)
+>>> family_for_model_type("tokcom").name
+'tokcom'
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its config and model classes (dotted paths), the Auto classes it registers with, its
+    processor, the pipeline tasks it serves and its embedded default checkpoint (a folder name in
+    `tokcom/checkpoints`, or None)."""
+
+    name: str
+    model_type: str
+    config_class: str
+    model_class: str
+    auto_classes: tuple[str, ...] = ("AutoModel",)
+    processor_class: str | None = None
+    tasks: tuple[str, ...] = ()
+    default_checkpoint: str | None = None
+    stages_module: str | None = None  # training stages (`tokcom.training.stages_<family>`)
+    paper: str | None = None  # file in ../shared/papers
+
+
+@dataclass(frozen=True)
+class Task:
+    """A pipeline task: its class (dotted path), transformers' pipeline `type`, and the families that serve it."""
+
+    name: str
+    pipeline_class: str
+    type: str
+    families: tuple[str, ...] = field(default_factory=tuple)
+    pipeline_tag: str | None = None  # the Hub's closest standard tag, for model cards
+
+
+FAMILIES: dict[str, Family] = {
+    "tokcom": Family(
+        name="tokcom",
+        model_type="tokcom",
+        config_class="tokcom.modeling.configuration_tokcom.TokComConfig",
+        model_class="tokcom.modeling.modeling_tokcom.TokComForAVQA",
+        auto_classes=("AutoModel",),
+        processor_class="tokcom.modeling.processing_tokcom.TokComProcessor",
+        tasks=("token-comm-vqa",),
+        default_checkpoint="tokcom-avqa-tiny",
+        stages_module="tokcom.training.stages_tokcom",
+        paper="tokcom-avqa-letter.txt",
+    ),
+}
+
+TASKS: dict[str, Task] = {
+    "token-comm-vqa": Task(
+        name="token-comm-vqa",
+        pipeline_class="tokcom.pipelines.token_comm_vqa.TokenCommVQAPipeline",
+        type="multimodal",
+        families=("tokcom",),
+        pipeline_tag="visual-question-answering",
+    ),
+}
+
+# configs registered with AutoConfig that are not a family's top-level config
+EXTRA_CONFIGS: dict[str, str] = {"tokcom_channel": "tokcom.modeling.channel.ChannelConfig"}
+
+
+def import_object(dotted_path: str):
+    """`"package.module.Name"` -> the object (imports the module).
+
+    >>> import_object("tokcom.registry.Family").__name__
+    'Family'
+    """
+    module_name, _, name = dotted_path.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def family_for_model_type(model_type: str) -> Family:
+    """The family whose config has `model_type`; `ValueError` listing the known ones otherwise."""
+    for family in FAMILIES.values():
+        if family.model_type == model_type:
+            return family
+    known = sorted(family.model_type for family in FAMILIES.values())
+    raise ValueError(f"No tokcom family has model_type {model_type!r}; known: {known}.")
+
+
+def family(name: str) -> Family:
+    """The family called `name` (e.g. the `family` field of a recipe); `ValueError` listing the known ones."""
+    if name not in FAMILIES:
+        raise ValueError(f"Unknown model family {name!r}; known: {sorted(FAMILIES)}.")
+    return FAMILIES[name]
+
+
+__all__ = ["EXTRA_CONFIGS", "FAMILIES", "Family", "TASKS", "Task", "family", "family_for_model_type", "import_object"]
