@@ -180,6 +180,11 @@ class TokComConfig(PreTrainedConfig):
                     )
 
     @property
+    def link_names(self) -> tuple[str, ...]:
+        """Every link of the system: the media links (token length chosen per call) and the question's."""
+        return LINKS
+
+    @property
     def bits_per_token(self) -> int:
         """q of eq. (14): bits carried by one token vector of the text dimension d_T."""
         return self.bits_per_token_element * self.text_config.hidden_size

@@ -11,28 +11,20 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import AutoFeatureExtractor, AutoTokenizer, Pipeline
 
-from tokcom.modeling.channel import CHANNEL_TYPES, dbm_to_w, received_snr_db, resolve_gain, shannon_rate_bps
-from tokcom.modeling.configuration_tokcom import MODALITIES
+from tokcom.modeling.links import LINK_CHANNEL_TYPES as CHANNEL_TYPES
 from tokcom.modeling.media_io import check_waveform, load_frames, pcm_to_float, read_wav
 from tokcom.modeling.processing_tokcom import TokComProcessor
 
-from .allocation import METHODS, TEXT_LINK_DEFAULTS, allocate
+from .link_planner import TEXT_LINK_DEFAULT_DISTANCE_KM, LinkPlan, plan_links
 
 TASK = "token-comm-vqa"
-LINKS = (*MODALITIES, "text")  # ("visual", "audio", "text"), the order of the LLM prompt (eq. 8)
-# Distance of the question's device to the base station when `network["text"]` gives no channel gain. The letter
-# fixes the text link's bandwidth and power (Sec. V, `TEXT_LINK_DEFAULTS`) but not its distance; 0.4 km is the
-# middle of Table I's device distances, d in [0.3, 0.5] km.
-TEXT_LINK_DEFAULT_DISTANCE_KM = 0.4
 INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
 AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")
-TEXT_LINK_KEYS = ("bandwidth_hz", "power_dbm", "power_w", "distance_km", "gain_db", "gain")
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 _LINK_PARAMETERS = ("snr_db", "network", "method", "num_visual_tokens", "num_audio_tokens")
 
@@ -178,128 +170,11 @@ class TokenCommVQAPipeline(Pipeline):
         return {}, forward_params, postprocess_params
 
     def _link_plan(self, snr_db=None, network=None, method=None, num_visual_tokens=None, num_audio_tokens=None):
-        """The links of this call: model arguments (`snr_db` per link, token lengths) and the report's fields."""
-        config = self.model.config
-        if network is not None:
-            if snr_db is not None:
-                raise ValueError(
-                    "Give either `snr_db` (same SNR on every link) or `network` (allocated SNRs), not both."
-                )
-            for name, value in (("num_visual_tokens", num_visual_tokens), ("num_audio_tokens", num_audio_tokens)):
-                if value is not None:
-                    raise ValueError(
-                        f"`{name}` cannot be combined with `network`: the allocator chooses the token lengths."
-                    )
-            plan = self._allocate(network, "proposed" if method is None else method)
-        else:
-            if method is not None:
-                raise ValueError("`method` selects the allocator's method and needs `network`.")
-            default_snr_db = float(config.channel_config.snr_db)
-            if isinstance(snr_db, dict):
-                unknown = sorted(set(snr_db) - set(LINKS))
-                if unknown:
-                    raise ValueError(f"`snr_db` keys must be among {LINKS}, got {unknown}.")
-                snrs = {link: _snr(snr_db.get(link, default_snr_db), f"snr_db[{link!r}]") for link in LINKS}
-            else:
-                snrs = dict.fromkeys(LINKS, default_snr_db if snr_db is None else _snr(snr_db, "snr_db"))
-            tokens = {
-                "visual": _token_length(num_visual_tokens, "num_visual_tokens", config.max_tokens("visual")),
-                "audio": _token_length(num_audio_tokens, "num_audio_tokens", config.max_tokens("audio")),
-                "text": None,  # the question's own length, known per input
-            }
-            # bandwidth, power and latency are unknown without a network
-            links = {
-                link: dict(tokens=tokens[link], bandwidth_hz=None, power_w=None, snr_db=snrs[link], latency_s=None)
-                for link in LINKS
-            }
-            plan = {"method": None, "links": links, "bits_per_token": config.bits_per_token, "text_rate_bps": None}
-        forward = {
-            "snr_db": {link: plan["links"][link]["snr_db"] for link in LINKS},
-            "num_visual_tokens": plan["links"]["visual"]["tokens"],
-            "num_audio_tokens": plan["links"]["audio"]["tokens"],
-        }
-        return forward, plan
-
-    def _allocate(self, network, method: str) -> dict:
-        """Problem (16) for `network` with phi and S^max from the model config, then the dedicated text link."""
-        config = self.model.config
-        if not isinstance(network, dict):
-            raise ValueError(f"`network` must be a dict (a problem of `allocate`), got {type(network).__name__}.")
-        if method not in METHODS:
-            raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-        if config.performance_model is None:
-            raise ValueError(
-                "`network` needs the fitted performance model phi_m(s) of eq. (15), but this checkpoint's config has "
-                "none (`performance_model` is None). Fit one with `tokcom evaluate --fit-performance-model`, which "
-                "writes it into the checkpoint, or use `snr_db=` instead."
-            )
-        # 1. devices: names fixed to the modalities, phi and S^max from the config
-        devices = network.get("devices")
-        if not isinstance(devices, (list, tuple)) or len(devices) == 0:
-            raise ValueError(f"`network.devices` must be a list of device dicts named {MODALITIES}, got {devices!r}.")
-        problem_devices, names = [], []
-        for index, device in enumerate(devices):
-            where = f"network.devices[{index}]"
-            if not isinstance(device, dict):
-                raise ValueError(f"`{where}` must be a dict, got {type(device).__name__}.")
-            name = device.get("name")
-            if name not in MODALITIES:
-                raise ValueError(f"`{where}.name` must be one of {MODALITIES}, got {name!r}.")
-            for key in ("phi", "tokens_max"):
-                if key in device:
-                    raise ValueError(
-                        f"`{where}.{key}` comes from the model config (`performance_model`, `max_{name}_tokens`); "
-                        "remove it."
-                    )
-            phi = config.performance_model.get(name)
-            if phi is None:
-                raise ValueError(
-                    f"The checkpoint's `performance_model` has no phi for {name!r}; refit it with "
-                    "`tokcom evaluate --fit-performance-model`."
-                )
-            phi = {key: phi[key] for key in ("alpha", "beta", "gamma")}
-            problem_devices.append({**device, "tokens_max": config.max_tokens(name), "phi": phi})
-            names.append(name)
-        if sorted(names) != sorted(MODALITIES):
-            raise ValueError(f"`network.devices` must name each of {MODALITIES} exactly once, got {names}.")
-        problem = {key: value for key, value in network.items() if key != "text"}
-        problem["devices"] = problem_devices
-        problem.setdefault("bits_per_token", config.bits_per_token)
-
-        # 2. bandwidth, power and integer token lengths (problem 16); SNR h p / (N0 B) per device (eq. 13)
-        try:
-            result = allocate(problem, method)
-        except ValueError as error:
-            raise ValueError(f"Invalid `network`: {error}") from error
-        links = {}
-        for record in result["devices"]:
-            if not (record["power_w"] > 0 and record["bandwidth_hz"] > 0 and math.isfinite(record["latency_s"])):
-                raise ValueError(
-                    f"Method {method!r} leaves the {record['name']!r} device without bandwidth or power (infinite "
-                    "latency), so its tokens cannot be sent; choose another `method`."
-                )
-            links[record["name"]] = {
-                key: record[key] for key in ("tokens", "bandwidth_hz", "power_w", "snr_db", "latency_s")
-            }
-
-        # 3. the question's dedicated link (paper Sec. V), outside problem (16)
-        noise_dbm_per_hz = float(problem.get("noise_dbm_per_hz", -174.0))  # validated by `allocate`
-        text = _text_link(network.get("text", {}), noise_dbm_per_hz)
-        links["text"] = {
-            "tokens": None,
-            "bandwidth_hz": text["bandwidth_hz"],
-            "power_w": text["power_w"],
-            "snr_db": text["snr_db"],
-            "latency_s": None,  # question tokens * q / rate, per input
-        }
-        return {
-            "method": method,
-            "links": links,
-            "bits_per_token": float(problem["bits_per_token"]),
-            "text_rate_bps": text["rate_bps"],
-        }
-
-    # ------------------------------------------------------------------ steps
+        """The links of this call (`tokcom.pipelines.link_planner`): the model's `links=` and the plan for reports."""
+        plan = plan_links(
+            self.model.config, snr_db, network, method, {"visual": num_visual_tokens, "audio": num_audio_tokens}
+        )
+        return {"links": plan.links}, plan
 
     def preprocess(self, inputs) -> dict:
         if not isinstance(inputs, dict):
@@ -333,9 +208,7 @@ class TokenCommVQAPipeline(Pipeline):
     def _forward(
         self,
         model_inputs,
-        snr_db=None,
-        num_visual_tokens=None,
-        num_audio_tokens=None,
+        links=None,
         channel_type=None,
         seed=None,
         max_new_tokens=None,
@@ -346,9 +219,7 @@ class TokenCommVQAPipeline(Pipeline):
             attention_mask=model_inputs["attention_mask"],
             pixel_values_videos=model_inputs["pixel_values_videos"],
             input_values=model_inputs["input_values"],
-            snr_db=snr_db,
-            num_visual_tokens=num_visual_tokens,
-            num_audio_tokens=num_audio_tokens,
+            links=links,
             generator=generator,
             channel_type=channel_type,
             max_new_tokens=max_new_tokens,
@@ -360,24 +231,14 @@ class TokenCommVQAPipeline(Pipeline):
             "question_tokens": model_inputs["question_tokens"],
         }
 
-    def postprocess(self, model_outputs, plan: dict) -> dict:
-        links = {link: dict(values) for link, values in plan["links"].items()}
+    def postprocess(self, model_outputs, plan: LinkPlan) -> dict:
         # the question's length is known only now: its tokens and, with a network, its latency (eq. 14)
         question_tokens = int(model_outputs["question_tokens"].reshape(-1)[0])
-        links["text"]["tokens"] = question_tokens
-        if plan["text_rate_bps"] is not None:
-            links["text"]["latency_s"] = question_tokens * plan["bits_per_token"] / plan["text_rate_bps"]
-        latencies = [links[link]["latency_s"] for link in LINKS]
         symbols_per_token = math.ceil(self.model.config.text_config.hidden_size / 2)  # d_T reals -> complex (eq. 4)
         return {
             "answer": self.processor.batch_decode(model_outputs["sequences"])[0],
             "score": float(model_outputs["scores"].reshape(-1)[0]),
-            "transmission": {
-                **{link: links[link] for link in LINKS},
-                "latency_s": None if None in latencies else max(latencies),
-                "channel_uses": symbols_per_token * sum(links[link]["tokens"] for link in LINKS),
-                "method": plan["method"],
-            },
+            "transmission": plan.report({"text": question_tokens}, symbols_per_token),
         }
 
     # ------------------------------------------------------------------ inputs
@@ -470,63 +331,6 @@ def _integer(value, field: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"`{field}` must be an integer >= {low}, got {value!r}.")
     return int(value)
-
-
-def _token_length(value, field: str, maximum: int) -> int:
-    if value is None:
-        return maximum
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= maximum:
-        raise ValueError(f"`{field}` must be an integer in [1, {maximum}], got {value!r}.")
-    return int(value)
-
-
-def _snr(value, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value == -math.inf:
-        raise ValueError(f"`{field}` must be a number in (-inf, inf] [dB], got {value!r}.")
-    return float(value)
-
-
-def _number(mapping: dict, key: str, where: str, *, positive: bool) -> float:
-    value = mapping[key]
-    kind = "> 0" if positive else "finite"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or (
-        positive and value <= 0
-    ):
-        raise ValueError(f"`{where}.{key}` must be a number {kind}, got {value!r}.")
-    return float(value)
-
-
-def _text_link(text, noise_dbm_per_hz: float) -> dict:
-    """Bandwidth [Hz], power [W], SNR [dB] and rate [bit/s] of the question's link from `network["text"]`."""
-    where = "network.text"
-    if not isinstance(text, dict):
-        raise ValueError(f"`{where}` must be a dict with keys among {TEXT_LINK_KEYS}, got {type(text).__name__}.")
-    unknown = sorted(set(text) - set(TEXT_LINK_KEYS))
-    if unknown:
-        raise ValueError(f"Unknown field(s) {unknown} in `{where}`; allowed: {list(TEXT_LINK_KEYS)}.")
-    settings = {**TEXT_LINK_DEFAULTS, "distance_km": TEXT_LINK_DEFAULT_DISTANCE_KM}
-    if "power_w" in text and "power_dbm" in text:
-        raise ValueError(f"Give only one of `{where}.power_w` and `{where}.power_dbm`.")
-    gains = [key for key in ("distance_km", "gain_db", "gain") if key in text]
-    if len(gains) > 1:
-        raise ValueError(f"Give only one of `{where}.distance_km`, `{where}.gain_db`, `{where}.gain`; got {gains}.")
-    bandwidth_hz = _number(text, "bandwidth_hz", where, positive=True) if "bandwidth_hz" in text else float(
-        settings["bandwidth_hz"]
-    )
-    if "power_w" in text:
-        power_w = _number(text, "power_w", where, positive=True)
-    else:
-        power_dbm = _number(text, "power_dbm", where, positive=False) if "power_dbm" in text else settings["power_dbm"]
-        power_w = float(dbm_to_w(power_dbm))
-    key = gains[0] if gains else "distance_km"
-    value = _number(text, key, where, positive=key != "gain_db") if gains else settings["distance_km"]
-    gain = float(resolve_gain(**{key: value}))
-    return {
-        "bandwidth_hz": bandwidth_hz,
-        "power_w": power_w,
-        "snr_db": float(received_snr_db(power_w, bandwidth_hz, gain=gain, noise_dbm_per_hz=noise_dbm_per_hz)),
-        "rate_bps": float(shannon_rate_bps(power_w, bandwidth_hz, gain, noise_dbm_per_hz)),
-    }
 
 
 def _load_video(video) -> np.ndarray:
