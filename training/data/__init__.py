@@ -7,6 +7,23 @@ True
 """
 
 from .music_avqa import load_music_avqa, load_valor_captions, read_audio, read_frames
+from .probes import LogisticProbe, RidgeProbe, image_statistics
+from .shapes_questions import QUESTION_FAMILIES, execute_program, question_only_accuracy
+from .shapes_questions import generate_questions as generate_clevr_questions
+from .shapes_render import ShapesScenes, ShapesWorldConfig, generate_shapes_scenes, low_res_view
+from .shapes_world import (
+    clevr_features,
+    coco_caption_features,
+    coco_captions,
+    describe_scene as describe_shapes_scene,
+    generate_clevr,
+    generate_clevr_splits,
+    generate_shapes_captions,
+    generate_shapes_world,
+    scene_graph_accuracy,
+    scene_graphs,
+    write_clevr,
+)
 from .perception_baseline import QuestionOnlyBaseline, answer_from_media, read_scene
 from .synthetic_avqa import (
     ANSWER_VOCAB,
@@ -53,4 +70,27 @@ __all__ = [
     "read_frames",
     "read_scene",
     "render_question",
+    # shapes world (CLEVR schema), probes
+    "LogisticProbe",
+    "QUESTION_FAMILIES",
+    "RidgeProbe",
+    "ShapesScenes",
+    "ShapesWorldConfig",
+    "clevr_features",
+    "coco_caption_features",
+    "coco_captions",
+    "describe_shapes_scene",
+    "execute_program",
+    "generate_clevr",
+    "generate_clevr_splits",
+    "generate_clevr_questions",
+    "generate_shapes_captions",
+    "generate_shapes_scenes",
+    "generate_shapes_world",
+    "image_statistics",
+    "low_res_view",
+    "question_only_accuracy",
+    "scene_graph_accuracy",
+    "scene_graphs",
+    "write_clevr",
 ]
