@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 from scipy.optimize import brentq, curve_fit
 
-from tokcom.modeling.channel import (
+from tokcom.modeling.link_budget import (
     dbm_to_w,
     noise_power_w,
     received_snr_db,

@@ -8,24 +8,40 @@ Importing `tokcom` registers its configs and models with the transformers Auto c
 >>> from transformers import AutoConfig
 >>> type(AutoConfig.for_model("tokcom")).__name__
 'TokComConfig'
+
+`import tokcom` itself is light (no torch, no transformers): the families and tasks of `tokcom.registry` are
+registered by `tokcom.registration.register()` at once if transformers is already imported, otherwise right after
+the first `import transformers`. `tokcom.TokComConfig`, `tokcom.modeling`, ... are imported on first use (PEP 562).
 """
 
-from transformers import AutoConfig, AutoModel
+import importlib
 
-from . import modeling
-from .modeling import ChannelConfig, TokComConfig, TokComForAVQA
+from . import registration as _registration
 
 __version__ = "0.1.0.dev0"
 
+_SUBMODULES = ("modeling", "pipelines")
+_LAZY_ATTRIBUTES = {
+    "ChannelConfig": "tokcom.modeling.channel",
+    "TokComConfig": "tokcom.modeling.configuration_tokcom",
+    "TokComForAVQA": "tokcom.modeling.modeling_tokcom",
+}
 
-def _register_auto_classes() -> None:
-    for config_class in (ChannelConfig, TokComConfig):
-        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
-    AutoModel.register(TokComConfig, TokComForAVQA, exist_ok=True)
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_ATTRIBUTES:
+        value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_register_auto_classes()
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
-from . import pipelines  # noqa: E402  registers the "token-comm-vqa" pipeline task (needs the Auto classes above)
+
+_registration.register_on_transformers_import()
 
 __all__ = ["ChannelConfig", "TokComConfig", "TokComForAVQA", "modeling", "pipelines", "__version__"]
