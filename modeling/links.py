@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 LINK_CHANNEL_TYPES = ("awgn", "rayleigh", "none")
+_FIELDS = ("snr_db", "num_tokens", "channel_type")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def resolve_links(
                 if unknown:
                     raise ValueError(f"`links[{name!r}]` fields must be among snr_db, num_tokens, channel_type; got {unknown}.")
                 link = Link(**link)
+            elif not isinstance(link, Link) and all(hasattr(link, field) for field in _FIELDS):
+                # a Link of another copy of this module (remote code loads the model's and the pipeline's apart)
+                link = Link(**{field: getattr(link, field) for field in _FIELDS})
             if not isinstance(link, Link):
                 raise ValueError(f"`links[{name!r}]` must be a Link or a dict of its fields, got {type(link).__name__}.")
             resolved[name] = link

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from huggingface_hub import ModelCard
-from isolated_env import build_isolated_env
+from isolated_env import build_isolated_env, installed_version
 
 from tokcom.cli import main
 from tokcom.defaults import default_model_path
@@ -74,11 +74,26 @@ print("RESULT " + json.dumps({"snr": by_snr, "network": by_network}))
 
 
 @pytest.mark.slow
-def test_exported_repo_loads_and_answers_without_tokcom_installed(exported, tmp_path):
-    """A fresh venv with only torch, transformers, peft, numpy, scipy (and their requirements): no tokcom, no PIL."""
+@pytest.mark.parametrize("transformers_release", ["installed", "newest"])
+def test_exported_repo_loads_and_answers_without_tokcom_installed(exported, tmp_path, transformers_release):
+    """A fresh venv with only torch, transformers, peft, numpy, scipy (and their requirements): no tokcom, no PIL.
+    Once with this environment's transformers, once with the newest release on PyPI (the model decodes through
+    transformers' cache API, which changes between releases)."""
+    import transformers
     from transformers import pipeline
 
-    python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"])
+    newest = ("transformers",) if transformers_release == "newest" else ()
+    try:
+        python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"], newest)
+    except RuntimeError as error:  # no PyPI here; CI has it and sets TOKCOM_REQUIRE_NEWEST=1
+        if os.environ.get("TOKCOM_REQUIRE_NEWEST") == "1":
+            raise
+        pytest.skip(str(error))
+    version = installed_version(python, "transformers")
+    if newest:
+        print(f"isolated env runs transformers {version} (this environment: {transformers.__version__})")
+    else:
+        assert version == transformers.__version__
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TRANSFORMERS_VERBOSITY="error")
     np.savez(tmp_path / "clip.npz", video=CLIP["video"], audio=CLIP["audio"]["array"])

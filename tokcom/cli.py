@@ -71,17 +71,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tokcom.training.evaluate_tokcom import evaluate
+    from tokcom.training.evaluation import evaluate_checkpoint
 
     model = args.model
     if model is None:
         from tokcom.defaults import default_model_path
 
         model = default_model_path()
-    report = evaluate(
-        model, args.snr_db, args.num_samples, args.channel_type, args.num_visual_tokens, args.num_audio_tokens,
-        split=args.split, seed=args.seed,
-    )  # fmt: skip
+    options = {"num_samples": args.num_samples, "split": args.split}
+    options.update({k: v for k, v in (("num_visual_tokens", args.num_visual_tokens), ("num_audio_tokens", args.num_audio_tokens)) if v is not None})
+    report = evaluate_checkpoint(model, args.snr_db, args.channel_type, seed=args.seed, **options)
     if args.fit_performance_model:
         from tokcom.training.evaluate_tokcom import fit_performance_models
 
@@ -89,9 +88,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"fitted phi per modality (written to {model}/config.json): {report['performance_model_fit']['performance_model']}")
     if args.output:
         write_json_atomic(args.output, report)
-    print(f"{'SNR [dB]':>9} {'accuracy':>9} {'loss':>8}")
+    print(f"{'channel':>9} {'SNR [dB]':>9} {'accuracy':>9} {'loss':>8}")
     for row in report["results"]:
-        print(f"{row['snr_db']:>9.1f} {row['accuracy']:>9.3f} {row['loss']:>8.4f}")
+        print(f"{row['channel_type']:>9} {row['snr_db']:>9.1f} {row['accuracy']:>9.3f} {row['loss']:>8.4f}")
     if "question_only_baseline" in report:
         print(f"question-only baseline accuracy: {report['question_only_baseline']['accuracy']:.3f}")
     return 0
@@ -157,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop (resumably) after this many optimization steps")
     train.set_defaults(func=_cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="held-out accuracy per SNR and question type")
+    evaluate = sub.add_parser("evaluate", help="held-out task metrics per SNR, channel type and question type (any family)")
     evaluate.add_argument("--model", help="checkpoint folder (default: the embedded default)")
     evaluate.add_argument("--snr-db", type=float, nargs="+", default=[0.0, 10.0, 20.0])
     evaluate.add_argument("--num-samples", type=int, help="number of held-out questions (default: all)")
-    evaluate.add_argument("--channel-type", default="awgn", choices=["awgn", "rayleigh", "none"])
+    evaluate.add_argument("--channel-type", nargs="+", default=["awgn"], choices=["awgn", "rayleigh", "none"])
     evaluate.add_argument("--num-visual-tokens", type=int)
     evaluate.add_argument("--num-audio-tokens", type=int)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])

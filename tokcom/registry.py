@@ -34,6 +34,7 @@ class Family:
     tasks: tuple[str, ...] = ()
     default_checkpoint: str | None = None
     stages_module: str | None = None  # training stages (`tokcom.training.stages_<family>`)
+    evaluator_class: str | None = None  # the evaluation engine's `Evaluator` for the family's held-out task
     paper: str | None = None  # file in ../shared/papers
 
 
@@ -59,6 +60,7 @@ FAMILIES: dict[str, Family] = {
         tasks=("token-comm-vqa",),
         default_checkpoint="tokcom-avqa-tiny",
         stages_module="tokcom.training.stages_tokcom",
+        evaluator_class="tokcom.training.evaluate_tokcom.TokComAVQAEvaluator",
         paper="tokcom-avqa-letter.txt",
     ),
 }

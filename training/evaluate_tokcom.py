@@ -16,10 +16,11 @@ from tqdm.auto import tqdm
 from tokcom.modeling import TokComForAVQA
 from tokcom.modeling.processing_tokcom import TokComProcessor
 from tokcom.training.avqa_tensors import AVQATensors
+from tokcom.training.engine import RECIPE_FILE
+from tokcom.training.evaluation import Evaluator, check_snr_list, exact_match, sweep
 from tokcom.training.recipe import load_recipe
 from tokcom.training.synthetic_corpus import build_synthetic_corpus
 
-RECIPE_FILE = "tokcom_recipe.json"
 
 
 def type_name(type_json: str) -> str:
@@ -74,14 +75,7 @@ def predict(
 
 def accuracy_report(predictions: list[str], truths: list[str], types: list[str]) -> dict:
     """{"accuracy", "per_type": {type: {"accuracy", "count"}}}, exact match of the answer word."""
-    correct = [p == t for p, t in zip(predictions, truths)]
-    per_type = defaultdict(list)
-    for ok, kind in zip(correct, types):
-        per_type[type_name(kind)].append(ok)
-    return {
-        "accuracy": float(np.mean(correct)),
-        "per_type": {k: {"accuracy": float(np.mean(v)), "count": len(v)} for k, v in sorted(per_type.items())},
-    }
+    return exact_match(predictions, truths, [type_name(kind) for kind in types])
 
 
 def question_only_baseline(
@@ -96,11 +90,67 @@ def question_only_baseline(
     return accuracy_report(predictions, test_answers, test_types)
 
 
+class TokComAVQAEvaluator(Evaluator):
+    """TokCom AVQA's held-out task for the evaluation engine: the synthetic split the checkpoint's recipe defines,
+    answered with `model.answer` at each channel condition; exact-match accuracy per MUSIC-AVQA question type."""
+
+    task = "token-comm-vqa"
+    metrics = ("accuracy",)
+
+    def __init__(self, model, processor, recipe, corpus, count, model_path, split, num_visual_tokens, num_audio_tokens):
+        self.model, self.processor, self.recipe, self.corpus = model, processor, recipe, corpus
+        self.count, self.model_path, self.split = count, model_path, split
+        self.num_visual_tokens, self.num_audio_tokens = num_visual_tokens, num_audio_tokens
+        self.questions = torch.arange(count)
+        self.references = corpus.answers[:count]
+        self.groups = [type_name(kind) for kind in corpus.types[:count]]
+
+    @classmethod
+    def from_checkpoint(cls, model_path, num_samples=None, split="test", num_visual_tokens=None, num_audio_tokens=None):
+        _check_checkpoint_and_count(model_path, num_samples)
+        model = TokComForAVQA.from_pretrained(model_path).eval()
+        processor = TokComProcessor.from_pretrained(model_path)
+        recipe = model_recipe(model_path)
+        corpus, _ = build_synthetic_corpus(recipe, split=split, processor=processor)
+        count = corpus.num_questions if num_samples is None else min(num_samples, corpus.num_questions)
+        return cls(model, processor, recipe, corpus, count, model_path, split, num_visual_tokens, num_audio_tokens)
+
+    def predict(self, snr_db: float, channel_type: str, seed: int, progress: bool) -> dict:
+        predictions, scores, loss = predict(
+            self.model, self.processor, self.corpus, self.questions, snr_db, channel_type,
+            self.num_visual_tokens, self.num_audio_tokens, seed=seed, progress=progress,
+        )  # fmt: skip
+        return {"predictions": predictions, "loss": loss, "mean_score": float(scores.mean())}
+
+    def header(self) -> dict:
+        config = self.model.config
+        return {
+            "model": str(self.model_path),
+            "split": self.split,
+            "num_samples": self.count,
+            "num_visual_tokens": self.num_visual_tokens or config.max_tokens("visual"),
+            "num_audio_tokens": self.num_audio_tokens or config.max_tokens("audio"),
+        }
+
+    def baselines(self) -> dict:
+        from tokcom.training.data.synthetic_avqa import generate_split
+
+        data, processor, count = self.recipe.get("data", {}), self.processor, self.count
+        counts = [int(data.get(f"{n}_scenes", d)) for n, d in zip(("train", "validation", "test"), (12000, 500, 1000))]
+        _, train_rows = generate_split("train", *counts, seed=int(self.recipe.get("seed", 0)), questions_only=True)
+        test_texts = processor.tokenizer.batch_decode(self.corpus.question_ids[:count], skip_special_tokens=True)
+        train_texts = [processor.tokenizer.decode(processor.tokenizer(r["question"])["input_ids"]) for r in train_rows]
+        baseline = question_only_baseline(
+            train_texts, [r["anser"] for r in train_rows], test_texts, self.references, self.corpus.types[:count]
+        )
+        return {"question_only_baseline": baseline}
+
+
 def evaluate(
     model_path: str | Path,
     snr_db=(0.0, 10.0, 20.0),
     num_samples: int | None = None,
-    channel_type: str = "awgn",
+    channel_type="awgn",
     num_visual_tokens: int | None = None,
     num_audio_tokens: int | None = None,
     split: str = "test",
@@ -108,46 +158,11 @@ def evaluate(
     progress: bool = True,
     with_baseline: bool = True,
 ) -> dict:
-    """Accuracy per SNR on the held-out synthetic split the checkpoint's recipe defines."""
-    snr_db = [float(s) for s in snr_db]
-    if not snr_db or any(np.isnan(s) for s in snr_db):
-        raise ValueError(f"`snr_db` must be one or more numbers, got {snr_db}.")
-    _check_checkpoint_and_count(model_path, num_samples)
-    model = TokComForAVQA.from_pretrained(model_path).eval()
-    processor = TokComProcessor.from_pretrained(model_path)
-    recipe = model_recipe(model_path)
-    corpus, _ = build_synthetic_corpus(recipe, split=split, processor=processor)
-    count = corpus.num_questions if num_samples is None else min(num_samples, corpus.num_questions)
-    questions = torch.arange(count)
-    truths, types = corpus.answers[:count], corpus.types[:count]
-    results = []
-    for snr in snr_db:
-        predictions, scores, loss = predict(
-            model, processor, corpus, questions, snr, channel_type, num_visual_tokens, num_audio_tokens, seed=seed,
-            progress=progress,
-        )  # fmt: skip
-        results.append({"snr_db": snr, "loss": loss, "mean_score": float(scores.mean()), **accuracy_report(predictions, truths, types)})
-    report = {
-        "model": str(model_path),
-        "split": split,
-        "channel_type": channel_type,
-        "num_samples": count,
-        "num_visual_tokens": num_visual_tokens or model.config.max_visual_tokens,
-        "num_audio_tokens": num_audio_tokens or model.config.max_audio_tokens,
-        "results": results,
-    }
-    if with_baseline:
-        from tokcom.training.data.synthetic_avqa import generate_split
-
-        data = recipe.get("data", {})
-        counts = [int(data.get(f"{n}_scenes", d)) for n, d in zip(("train", "validation", "test"), (12000, 500, 1000))]
-        _, train_rows = generate_split("train", *counts, seed=int(recipe.get("seed", 0)), questions_only=True)
-        test_texts = processor.tokenizer.batch_decode(corpus.question_ids[:count], skip_special_tokens=True)
-        train_texts = [processor.tokenizer.decode(processor.tokenizer(r["question"])["input_ids"]) for r in train_rows]
-        report["question_only_baseline"] = question_only_baseline(
-            train_texts, [r["anser"] for r in train_rows], test_texts, truths, types
-        )
-    return report
+    """Accuracy per SNR (and per channel type, when `channel_type` is a list) on the held-out synthetic split the
+    checkpoint's recipe defines, through the evaluation engine (`tokcom.training.evaluation.sweep`)."""
+    check_snr_list(snr_db)
+    evaluator = TokComAVQAEvaluator.from_checkpoint(model_path, num_samples, split, num_visual_tokens, num_audio_tokens)
+    return sweep(evaluator, snr_db, channel_type, seed=seed, progress=progress, with_baselines=with_baseline)
 
 
 @torch.no_grad()
@@ -179,7 +194,7 @@ def text_ceiling(model_path: str | Path, num_samples: int | None = None, split: 
     return {"split": split, "num_samples": count, **report}
 
 
-__all__ = ["accuracy_report", "evaluate", "fit_performance_models", "model_recipe", "predict", "question_only_baseline", "text_ceiling", "type_name"]
+__all__ = ["RECIPE_FILE", "TokComAVQAEvaluator", "accuracy_report", "evaluate", "fit_performance_models", "model_recipe", "predict", "question_only_baseline", "text_ceiling", "type_name"]
 
 
 def fit_performance_models(

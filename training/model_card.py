@@ -11,6 +11,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from tokcom.training.evaluation import channel_reports, model_index_results
+
 CARD_TAGS = ["token-communication", "semantic-communication", "audio-visual-question-answering", "wireless", "lora"]
 CARD_TEMPLATE = """---
 {card_data}
@@ -70,16 +72,6 @@ data. Performance model phi_m (eq. 15), used by the allocator: `{performance_mod
 """
 
 
-def channel_reports(evaluation: dict) -> dict[str, dict]:
-    """`{channel_type: report}` from one `evaluate()` report or a `build_default` summary (`{"evaluation": {...}}`)."""
-    if "results" in evaluation:
-        return {evaluation["channel_type"]: evaluation}
-    reports = evaluation.get("evaluation")
-    if not isinstance(reports, dict) or not all("results" in r for r in reports.values()):
-        raise ValueError("`evaluation` must be an `evaluate()` report or a summary with an `evaluation` dict of reports.")
-    return reports
-
-
 def card_data(name: str, reports: dict[str, dict] | None) -> ModelCardData:
     """The card's YAML metadata; `model-index` holds one accuracy per (channel, SNR) of `reports`."""
     eval_results = [
@@ -87,12 +79,11 @@ def card_data(name: str, reports: dict[str, dict] | None) -> ModelCardData:
             task_type="visual-question-answering",
             dataset_type="synthetic-avqa",
             dataset_name="tokcom synthetic audio-visual QA (test split)",
-            metric_type="accuracy",
-            metric_value=round(row["accuracy"], 4),
-            metric_name=f"accuracy at {row['snr_db']:g} dB {channel}",
+            metric_type=entry["metric_type"],
+            metric_value=entry["metric_value"],
+            metric_name=entry["metric_name"],
         )
-        for channel, report in (reports or {}).items()
-        for row in report["results"]
+        for entry in (model_index_results({"evaluation": reports}) if reports else [])
     ]
     return ModelCardData(
         library_name="transformers",

@@ -1,0 +1,206 @@
+"""The family-independent platform: links as objects, the model split and generate, legacy checkpoints, the link
+planner on a config that is not TokCom's, the evaluation engine's sweep and schema, the training engine's
+family lookup, and the computed remote-code closure."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import tokcom  # noqa: F401
+from tokcom.modeling import Link, TokComConfig, TokComForAVQA, TokComModel, resolve_links
+from tokcom.modeling.channel import ChannelConfig
+
+NAMES = ("visual", "audio", "text")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return TokComForAVQA(TokComConfig.tiny()).eval()
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    torch.manual_seed(1)
+    return {
+        "pixel_values_videos": torch.randn(2, 8, 3, 32, 32),
+        "input_values": torch.randn(2, 98, 64),
+        "input_ids": torch.randint(3, 200, (2, 5)),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
+    }
+
+
+def test_resolve_links_accepts_every_form_and_names_bad_arguments():
+    by_links = resolve_links(NAMES, links={"visual": Link(snr_db=3.0, num_tokens=4), "text": {"snr_db": 9.0}})
+    by_arguments = resolve_links(NAMES, snr_db={"visual": 3.0, "text": 9.0}, num_visual_tokens=4)
+    assert by_links == by_arguments
+    assert resolve_links(NAMES, snr_db=5.0, channel_type="rayleigh")["audio"] == Link(5.0, None, "rayleigh")
+    # a link's own channel type wins over the call's
+    assert resolve_links(NAMES, links={"text": Link(channel_type="none")}, channel_type="awgn")["text"].channel_type == "none"
+    for kwargs, match in [
+        ({"links": {"video": Link()}}, "links"),
+        ({"links": {"visual": Link()}, "snr_db": 3.0}, "not both"),
+        ({"snr_db": {"video": 1.0}}, "snr_db"),
+        ({"snr_db": float("nan")}, "snr_db"),
+        ({"num_video_tokens": 3}, "num_<link>_tokens"),
+        ({"num_visual_tokens": 0}, "num_visual_tokens"),
+        ({"links": {"visual": {"snr": 3.0}}}, "links\\['visual'\\]"),
+        ({"links": {"visual": 3.0}}, "links\\['visual'\\]"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            resolve_links(NAMES, **kwargs)
+    with pytest.raises(ValueError, match="channel_type"):
+        Link(channel_type="rician")
+
+
+def test_links_objects_and_the_older_arguments_give_the_same_model_output(model, inputs):
+    links = {"visual": Link(snr_db=5.0, num_tokens=7), "audio": Link(snr_db=2.0, num_tokens=3), "text": Link(snr_db=9.0)}
+    a = model(**inputs, links=links, generator=torch.Generator().manual_seed(0))
+    b = model(**inputs, snr_db={"visual": 5.0, "audio": 2.0, "text": 9.0}, num_visual_tokens=7, num_audio_tokens=3,
+              generator=torch.Generator().manual_seed(0))  # fmt: skip
+    torch.testing.assert_close(a.logits, b.logits)
+    assert a.visual_tokens.shape == (2, 7, 128) and a.audio_tokens.shape == (2, 3, 128)
+    as_tuple = model(**inputs, links=links, generator=torch.Generator().manual_seed(0), return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], a.logits)  # no labels: logits come first
+
+
+def test_the_base_model_builds_the_prompt_and_needs_the_llm_embeddings_for_text(model, inputs):
+    media = {k: inputs[k] for k in ("pixel_values_videos", "input_values")}
+    out = model.tokcom(**media, links={"visual": Link(num_tokens=5), "audio": Link(num_tokens=2)}, channel_type="none")
+    assert out.prompt_embeds.shape == (2, 7, 128) and out.prompt_mask.all()
+    standalone = TokComModel(TokComConfig.tiny())
+    with pytest.raises(ValueError, match="set_text_embeddings"):
+        standalone(input_ids=inputs["input_ids"])
+    assert not [name for name, _ in standalone.named_parameters() if name.startswith("language_model")]
+
+
+def test_answer_is_greedy_generate_and_generate_offers_sampling_and_beams(model, inputs):
+    call = {**inputs, "snr_db": float("inf")}
+    answer = model.answer(**call, max_new_tokens=3)
+    greedy = model.generate(**call, max_new_tokens=3, do_sample=False)
+    assert torch.equal(answer.sequences, greedy)
+    assert answer.scores.shape == (2,) and ((answer.scores > 0) & (answer.scores <= 1)).all()
+    # the score is the product of the chosen tokens' probabilities under teacher forcing
+    labels = answer.sequences.clone()
+    eos = model.config.text_config.eos_token_id
+    for row in range(labels.shape[0]):
+        hits = (labels[row] == eos).nonzero()
+        if len(hits):
+            labels[row, hits[0, 0] + 1 :] = -100
+    logits = model(**call, labels=labels)
+    start = logits.answer_start
+    log_probs = logits.logits[:, start : start + labels.shape[1]].float().log_softmax(-1)
+    picked = log_probs.gather(2, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1) * (labels >= 0)
+    torch.testing.assert_close(picked.sum(1).exp(), answer.scores, atol=1e-4, rtol=1e-4)
+    beams = model.generate(**call, max_new_tokens=3, num_beams=2, do_sample=False)
+    sampled = model.generate(**call, max_new_tokens=3, do_sample=True, top_k=5)
+    assert beams.shape[0] == 2 and sampled.shape[0] == 2
+    assert model.generation_config.max_new_tokens == model.config.answer_max_new_tokens
+
+
+def test_checkpoints_from_before_the_split_load_unchanged(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    assert any(key.startswith("tokcom.vision_encoder") for key in weights)
+    legacy = {key.removeprefix("tokcom."): value for key, value in weights.items()}
+    save_file(legacy, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    loaded = TokComForAVQA.from_pretrained(tmp_path)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_the_link_planner_serves_any_config_with_named_links():
+    from tokcom.pipelines.link_planner import plan_links
+
+    # a one-device family: an image link whose length is chosen per call, and a dedicated text link
+    config = SimpleNamespace(
+        link_names=("image", "text"), max_tokens_per_link={"image": 16}, bits_per_token=1024,
+        channel_config=ChannelConfig(snr_db=12.0),
+        performance_model={"image": {"alpha": 4.0, "beta": 1.0, "gamma": 1.0}},
+    )  # fmt: skip
+    plan = plan_links(config, num_tokens={"image": 6})
+    assert plan.links == {"image": Link(snr_db=12.0, num_tokens=6), "text": Link(snr_db=12.0)}
+    report = plan.report({"text": 4}, symbols_per_token=8)
+    assert report["channel_uses"] == (6 + 4) * 8 and report["latency_s"] is None
+    network = {"bandwidth_hz": 2e6, "power_dbm": 20.0, "weight": 0.5, "devices": [{"name": "image", "distance_km": 0.3}]}
+    allocated = plan_links(config, network=network)
+    assert 1 <= allocated.links["image"].num_tokens <= 16 and allocated.records["text"]["bandwidth_hz"] == 5e5
+    report = allocated.report({"text": 4}, symbols_per_token=8)
+    assert report["text"]["latency_s"] == pytest.approx(4 * 1024 / allocated.rates_bps["text"])
+    assert report["latency_s"] == max(report["image"]["latency_s"], report["text"]["latency_s"])
+    for kwargs, match in [
+        ({"num_tokens": {"text": 3}}, "Token lengths"),
+        ({"num_tokens": {"image": 17}}, "num_image_tokens"),
+        ({"network": network, "snr_db": 3.0}, "not both"),
+        ({"network": {**network, "devices": [{"name": "audio", "distance_km": 0.3}]}, "method": "proposed"}, "image"),
+        ({"method": "proposed"}, "needs `network`"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            plan_links(config, **kwargs)
+
+
+class CoinEvaluator:
+    """A real evaluator of the engine's protocol: predicts the reference above 0 dB and a wrong word below."""
+
+    task = "toy"
+    metrics = ("accuracy",)
+    references = ["a", "b", "a", "b"]
+    groups = ["x", "x", "y", "y"]
+
+    def predict(self, snr_db, channel_type, seed, progress):
+        right = snr_db > 0 and channel_type == "awgn"
+        return {"predictions": list(self.references) if right else ["z"] * 4, "loss": 1.0, "mean_score": None}
+
+    def header(self):
+        return {"model": "toy", "num_samples": 4}
+
+    def baselines(self):
+        return {"question_only_baseline": {"accuracy": 0.5}}
+
+
+def test_the_evaluation_sweep_covers_snr_and_channel_and_feeds_the_cards():
+    from tokcom.training.evaluation import SCHEMA, channel_reports, model_index_results, sweep
+
+    report = sweep(CoinEvaluator(), [-5.0, 10.0], ["awgn", "rayleigh"], progress=False)
+    assert report["schema"] == SCHEMA and report["task"] == "toy" and report["channel_types"] == ["awgn", "rayleigh"]
+    assert [(r["channel_type"], r["snr_db"], r["accuracy"]) for r in report["results"]] == [
+        ("awgn", -5.0, 0.0), ("awgn", 10.0, 1.0), ("rayleigh", -5.0, 0.0), ("rayleigh", 10.0, 0.0),
+    ]  # fmt: skip
+    assert report["results"][1]["per_type"] == {"x": {"accuracy": 1.0, "count": 2}, "y": {"accuracy": 1.0, "count": 2}}
+    assert "mean_score" not in report["results"][0] and report["question_only_baseline"]["accuracy"] == 0.5
+    split = channel_reports(report)
+    assert list(split) == ["awgn", "rayleigh"] and [r["snr_db"] for r in split["rayleigh"]["results"]] == [-5.0, 10.0]
+    entries = model_index_results(report)
+    assert [e["metric_name"] for e in entries][:2] == ["accuracy at -5 dB awgn", "accuracy at 10 dB awgn"]
+    assert [e["metric_value"] for e in entries] == [0.0, 1.0, 0.0, 0.0]
+    json.dumps(report)  # one JSON document
+    for snr, channels, match in [([], ["awgn"], "snr_db"), ([float("nan")], ["awgn"], "snr_db"), ([0.0], ["rician"], "channel_type")]:
+        with pytest.raises(ValueError, match=match):
+            sweep(CoinEvaluator(), snr, channels, progress=False)
+
+
+def test_the_training_engine_finds_a_family_by_the_recipes_name():
+    from tokcom.training.engine import family_stages
+    from tokcom.training.recipe import validate_recipe
+    from tokcom.training.stages_tokcom import TokComStages
+
+    assert family_stages({"stages": {}}) is TokComStages  # no family: TokCom, as before the engine
+    assert family_stages({"family": "tokcom", "stages": {}}) is TokComStages
+    with pytest.raises(ValueError, match="Unknown model family 'taichi-x'"):
+        validate_recipe({"family": "taichi-x", "stages": {}})
+
+
+def test_the_remote_code_is_the_import_closure_of_the_registered_classes():
+    from tokcom.hub import AUTO_MAP, CUSTOM_PIPELINES, remote_code_files
+    from tokcom.registry import FAMILIES
+
+    files = remote_code_files(FAMILIES["tokcom"])
+    # reached only through imports: links (model), link_planner and media_io (pipeline), link_budget (channel)
+    assert {"links.py", "link_planner.py", "media_io.py", "link_budget.py", "allocation_solvers.py"} <= set(files)
+    assert not {"hub.py", "engine.py", "digital_link.py", "__init__.py"} & set(files)
+    assert AUTO_MAP == {"AutoConfig": "configuration_tokcom.TokComConfig", "AutoModel": "modeling_tokcom.TokComForAVQA"}
+    assert CUSTOM_PIPELINES["token-comm-vqa"]["impl"] == "token_comm_vqa.TokenCommVQAPipeline"
