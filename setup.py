@@ -36,6 +36,8 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8",
     "pillow>=10",
     "tqdm>=4.66",
+    "sionna-no-rt==2.2.0",  # the digital-link baseline (PyTorch; imported lazily)
+    "soundfile>=0.12",  # FLAC / Opus through libsndfile for the digital link
 ]
 
 EXTRAS_REQUIRE = {
