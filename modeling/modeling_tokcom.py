@@ -380,7 +380,7 @@ class TokComModel(TokComPreTrainedModel):
                 per-argument form `snr_db=`, `num_visual_tokens=`, `num_audio_tokens=`, `channel_type=`.
             generator (`torch.Generator`, *optional*): noise and fading draws.
         """
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         received = self.transmit_and_receive(
             pixel_values_videos, input_values, input_ids, attention_mask, links, generator, **link_arguments
         )
@@ -517,7 +517,7 @@ class TokComForAVQA(TokComPreTrainedModel):
             generator (`torch.Generator`, *optional*): noise and fading draws.
             return_dict (`bool`, *optional*): a [`TokComOutput`] (default) or a tuple.
         """
-        return_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
         sent = self.tokcom(
             input_ids, attention_mask, pixel_values_videos, input_values, links, generator, return_dict=True,
             **link_arguments,

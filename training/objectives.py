@@ -1,14 +1,8 @@
 """Training objectives as `nn.Module`s, so accelerate/DDP wraps whatever a stage trains.
 
-Each objective's `forward(**batch)` returns a scalar loss. Stages (see `stages_tokcom.py`):
-
-| stage           | objective           | trains                                   | paper            |
-|-----------------|---------------------|------------------------------------------|------------------|
-| pretrain_vision | `VisionPretraining` | ViViT + a scene-layout head              | (our unimodal pretraining) |
-| pretrain_audio  | `AudioPretraining`  | AST + a sound-layout head                | (our unimodal pretraining) |
-| pretrain_text   | `TextPretraining`   | the LLM: caption + question -> answer    | (our unimodal pretraining) |
-| align           | `Alignment`         | F_m, G_m                                 | Sec. III-A, eqs. (9)-(10) |
-| task            | `TaskFineTuning`    | LoRA, F_m, G_m (+ encoders if set)       | Sec. III-B, eq. (12) |
+Each objective's `forward(**batch)` returns a scalar loss; which stage uses which, and what each trains, is the table
+in `stages_tokcom.py`. The stage-1 loss (eqs. 9-10) is [`alignment_loss`]: a training objective, not part of the
+Hub model code.
 """
 
 from __future__ import annotations
