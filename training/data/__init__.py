@@ -7,6 +7,28 @@ True
 """
 
 from .music_avqa import load_music_avqa, load_valor_captions, read_audio, read_frames
+from .real_datasets import (
+    decode_audio,
+    load_clevr,
+    load_coco_captions,
+    load_imdb,
+    load_librispeech,
+    load_sst2,
+    load_vqav2,
+    vqav2_features,
+)
+from .sentiment import (
+    bag_of_words_accuracy,
+    generate_imdb,
+    generate_sentiment_splits,
+    generate_sst2,
+    imdb_features,
+    order_aware_accuracy,
+    sst2_features,
+    write_imdb,
+    write_sst2_tsv,
+)
+from .spoken import SpeechCache, generate_spoken, librispeech_features, spoken_sentences, write_spoken_librispeech
 from .probes import LogisticProbe, RidgeProbe, image_statistics
 from .shapes_questions import QUESTION_FAMILIES, execute_program, question_only_accuracy
 from .shapes_questions import generate_questions as generate_clevr_questions
@@ -93,4 +115,27 @@ __all__ = [
     "scene_graph_accuracy",
     "scene_graphs",
     "write_clevr",
+    # sentiment, spoken, real-dataset loaders
+    "SpeechCache",
+    "bag_of_words_accuracy",
+    "decode_audio",
+    "generate_imdb",
+    "generate_sentiment_splits",
+    "generate_spoken",
+    "generate_sst2",
+    "imdb_features",
+    "librispeech_features",
+    "load_clevr",
+    "load_coco_captions",
+    "load_imdb",
+    "load_librispeech",
+    "load_sst2",
+    "load_vqav2",
+    "order_aware_accuracy",
+    "spoken_sentences",
+    "sst2_features",
+    "vqav2_features",
+    "write_imdb",
+    "write_spoken_librispeech",
+    "write_sst2_tsv",
 ]
