@@ -75,9 +75,20 @@ def test_bad_arguments_raise():
         low_res_view(np.zeros((1, 10, 10, 3), np.uint8), 4)
 
 
-def test_material_is_readable_from_the_high_but_not_the_low_resolution_view():
+def _crops(scenes, low: bool, half_hr: int = 12):
+    """Object-centred crops with the same field of view at both resolutions -> (scenes, pixels) in [0, 1]."""
+    images, factor = (scenes.low_res(), 4) if low else (scenes.images, 1)
+    half = half_hr // factor
+    padded = np.pad(images, ((0, 0), (half, half), (half, half), (0, 0)), mode="edge")
+    centres = np.rint(scenes.pixel_coords[:, 0, :2] / factor).astype(int)
+    return np.stack([padded[i, y : y + 2 * half, x : x + 2 * half] for i, (x, y) in enumerate(centres)]).reshape(
+        len(scenes), -1) / 255.0  # fmt: skip
+
+
+def test_material_and_small_shapes_are_readable_from_the_high_but_not_the_low_resolution_view():
     """The measured probe TaiChi's dual tokenizer depends on: logistic regression on the same image statistics
-    (and, for LR, on raw pixels) reads material at >= 95% from 128x128 and at <= chance + 10 points from 32x32."""
+    (and, for LR, on raw pixels) reads material at >= 95% from 128x128 and at <= chance + 10 points from 32x32;
+    a linear probe on object-centred crops reads the shape of small objects from HR, not from LR."""
     train = generate_shapes_scenes(200, seed=10, config=ONE_OBJECT)
     test = generate_shapes_scenes(200, seed=11, config=ONE_OBJECT)
     y_train, y_test = train.material[:, 0], test.material[:, 0]
@@ -89,6 +100,12 @@ def test_material_is_readable_from_the_high_but_not_the_low_resolution_view():
     lr_pixels = pixels.accuracy(lr_test.reshape(200, -1) / 255.0, y_test)
     assert hr >= 0.95, hr
     assert lr <= 0.60 and lr_pixels <= 0.60, (lr, lr_pixels)
+    small_train, small_test = train.size[:, 0] == 1, test.size[:, 0] == 1
+    shape_accuracy = {}
+    for view, low in (("hr", False), ("lr", True)):
+        probe = RidgeProbe(alpha=0.01).fit(_crops(train, low)[small_train], train.shape[small_train, 0])
+        shape_accuracy[view] = probe.accuracy(_crops(test, low)[small_test], test.shape[small_test, 0])
+    assert shape_accuracy["lr"] <= 1 / 3 + 0.10 and shape_accuracy["hr"] >= shape_accuracy["lr"] + 0.25, shape_accuracy
 
 
 def test_scene_graphs_follow_clevr_scenes_format(worlds):

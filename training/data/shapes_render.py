@@ -7,11 +7,13 @@ object rests on the ground (`z` = its half size).
 
 Rendering (high resolution `image_size`, default 128; the low-resolution view is the same image block-averaged
 down to `low_res_size`, default 32): a shaded ground with soft shadows, Lambert-shaded spheres, cylinders with a
-lit cap, cubes with a bright top face. The three shapes of one size cover the same area, so a blurred blob does
-not tell them apart. Metal adds fine detail: a specular highlight and a fine brushed-metal ripple. That detail is
-made zero-mean inside every block of pixels that becomes one low-resolution pixel (and scaled per block so
-nothing clips), so the low-resolution view carries no trace of material by construction while the high
-resolution shows it plainly; `tests/test_shapes_world.py` measures both with a probe.
+lit cap, cubes with a bright top face. The three shapes of one size cover the same area. Fine detail is kept out
+of the low-resolution view by construction: metal's specular highlight and brushed ripple, and the shape of
+small objects (whose base is the mean of the three shapes' renderings; the true shape minus that mean is
+detail), are added as detail made zero-mean inside every block of pixels that becomes one low-resolution pixel
+(and scaled per block so nothing clips). Block averages, the low-resolution view, therefore show colour, size and
+position but neither material nor the shape of small objects, while the high resolution shows both;
+`tests/test_shapes_world.py` measures it with probes.
 
 >>> scenes = generate_shapes_scenes(2, seed=0)
 >>> scenes.images.shape, scenes.low_res().shape
@@ -261,7 +263,7 @@ def _render(scenes: ShapesScenes, part: slice, ground_shift: np.ndarray) -> np.n
     pad = int(np.ceil(1.8 * size * 1.15 * SIZE_WORLD[0] / 5.0)) + 2  # > the largest object's reach
     image = np.zeros((n, size + 2 * pad, size + 2 * pad, 3), np.float32)
     image[:, pad:-pad, pad:-pad] = (ground[None] + ground_shift[:, None, None].astype(np.float32))[..., None]
-    detail = np.zeros(image.shape[:3], np.float32)
+    detail = np.zeros(image.shape, np.float32)
     # 2. objects far to near (painter's algorithm), each with its soft shadow first
     depth = np.nan_to_num(scenes.pixel_coords[part][..., 2], nan=-np.inf)
     order = np.argsort(-depth, axis=1, kind="stable")
@@ -291,38 +293,45 @@ def _render(scenes: ShapesScenes, part: slice, ground_shift: np.ndarray) -> np.n
         shadow = np.clip(1.0 - (du * du + dv * dv), 0.0, 1.0) * present[:, None, None]
         window *= (1.0 - 0.35 * shadow)[..., None]
         masks, shades, highlight_at = _shape_masks(u, v)
+        live = present[:, None, None]
         sel = np.maximum(shape[:, k], 0)[:, None, None]
-        mask = np.choose(sel, masks) & present[:, None, None]
+        mask = np.choose(sel, masks) & live
         rgb = COLOR_RGB[np.maximum(color[:, k], 0)][:, None, None, :]
-        surface = 35.0 + 0.65 * np.choose(sel, shades)[..., None] * rgb  # in [35, 201]: metal detail fits
-        window = np.where(mask[..., None], surface, window)
-        # 3. metal: a specular spot and a fine ripple, as detail added after compositing
+        surfaces = [35.0 + 0.65 * shade[..., None] * rgb for shade in shades]  # in [35, 201]: detail fits
+        surface = np.choose(sel[..., None], surfaces)
+        # 3. metal: a specular spot and a fine ripple on the true surface
         hu = np.array([h[0] for h in highlight_at], np.float32)[sel]
         hv = np.array([h[1] for h in highlight_at], np.float32)[sel]
         spot = 70.0 * np.exp(-((u - hu) ** 2 + (v - hv) ** 2) / (2 * 0.16**2))
         ripple = np.where((win_rows + win_cols) % 2 == 0, 14.0, -14.0)
-        metal = (material[:, k] == 1)[:, None, None]
-        old = np.where(mask, np.where(metal, spot + ripple, 0.0), old)
+        metal = np.where((material[:, k] == 1)[:, None, None], spot + ripple, 0.0)[..., None]
+        truth = np.where(mask[..., None], surface + metal, window + old)  # what the high resolution shows
+        # 4. the base (what survives block averaging): large objects as they are; small objects as the mean of
+        #    the three shapes, so their shape, like all metal detail, lives only in the zero-mean detail
+        blend = sum(np.where((m & live)[..., None], surf, window) for m, surf in zip(masks, surfaces)) / 3.0
+        small = (half[:, k] == 1)[:, None, None, None]
+        window = np.where(small, blend, np.where(mask[..., None], surface, window))
         for i, span in enumerate(spans):
-            image[i][span], detail[i][span] = window[i], old[i]
+            image[i][span], detail[i][span] = window[i], truth[i] - window[i]
     crop = (slice(None), slice(pad, pad + size), slice(pad, pad + size))
     return _add_detail(image[crop], detail[crop], factor)
 
 
 def _add_detail(image: np.ndarray, detail: np.ndarray, factor: int) -> np.ndarray:
-    """Add `detail` (n, H, W) to every channel of `image` (n, H, W, 3) after removing its mean inside each
-    factor x factor block and scaling each block so that no pixel leaves [0, 255]: block averages (the
+    """Add `detail` (n, H, W, 3) to `image` (n, H, W, 3) after removing its mean inside each factor x factor
+    block (per channel) and scaling each block so that no pixel leaves [0, 255]: block averages (the
     low-resolution view) stay those of `image`."""
-    n, h, w = detail.shape
+    n, h, w, c = detail.shape
     lh, lw = h // factor, w // factor
-    blocks = detail.reshape(n, lh, factor, lw, factor)
+    blocks = detail.reshape(n, lh, factor, lw, factor, c)
     blocks = blocks - blocks.mean(axis=(2, 4), keepdims=True)
-    base = image.reshape(n, lh, factor, lw, factor, 3)
-    # the same scale for a whole block keeps its mean zero; bound it by the block's extremes (conservative)
-    room_up = 255.0 - base.max(axis=(2, 4, 5))[:, :, None, :, None]
-    room_down = base.min(axis=(2, 4, 5))[:, :, None, :, None]
+    base = image.reshape(n, lh, factor, lw, factor, c)
+    # one scale per block keeps its means zero; bound it by the block's extremes (conservative)
+    room_up = 255.0 - base.max(axis=(2, 4), keepdims=True)
+    room_down = base.min(axis=(2, 4), keepdims=True)
     most_up = blocks.max(axis=(2, 4), keepdims=True)
     most_down = -blocks.min(axis=(2, 4), keepdims=True)
-    scale = np.minimum(1.0, np.minimum(room_up / np.maximum(most_up, 1e-6), room_down / np.maximum(most_down, 1e-6)))
-    out = base + (blocks * scale)[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(n, h, w, 3)
+    scale = np.minimum(room_up / np.maximum(most_up, 1e-6), room_down / np.maximum(most_down, 1e-6))
+    scale = np.minimum(1.0, scale.min(axis=-1, keepdims=True))
+    out = base + blocks * scale
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(n, h, w, c)
