@@ -248,7 +248,8 @@ def _shape_masks(u, v):
     across = np.sqrt(np.clip(1.0 - ub2, 0.0, 1.0))
     cyl_shade = np.where(cap, 0.95, 0.45 + 0.5 * np.clip(0.55 * -u / b + 0.75 * across, 0.0, 1.0))
     highlight_at = ((-0.45 * a, -0.7 * a), (-0.35, -0.4), (-0.4 * b, 0.0))  # specular spot per shape
-    return (cube, sphere, cylinder), (cube_shade, sphere_shade, cyl_shade), highlight_at
+    shades = tuple(np.asarray(x, np.float32) for x in (cube_shade, sphere_shade, cyl_shade))
+    return (cube, sphere, cylinder), shades, highlight_at
 
 
 def _render(scenes: ShapesScenes, part: slice, ground_shift: np.ndarray) -> np.ndarray:
@@ -297,8 +298,8 @@ def _render(scenes: ShapesScenes, part: slice, ground_shift: np.ndarray) -> np.n
         sel = np.maximum(shape[:, k], 0)[:, None, None]
         mask = np.choose(sel, masks) & live
         rgb = COLOR_RGB[np.maximum(color[:, k], 0)][:, None, None, :]
-        surfaces = [35.0 + 0.65 * shade[..., None] * rgb for shade in shades]  # in [35, 201]: detail fits
-        surface = np.choose(sel[..., None], surfaces)
+        shade = np.choose(sel, shades)
+        surface = 35.0 + (0.65 * shade)[..., None] * rgb  # in [35, 201]: detail fits
         # 3. metal: a specular spot and a fine ripple on the true surface
         hu = np.array([h[0] for h in highlight_at], np.float32)[sel]
         hv = np.array([h[1] for h in highlight_at], np.float32)[sel]
@@ -308,7 +309,9 @@ def _render(scenes: ShapesScenes, part: slice, ground_shift: np.ndarray) -> np.n
         truth = np.where(mask[..., None], surface + metal, window + old)  # what the high resolution shows
         # 4. the base (what survives block averaging): large objects as they are; small objects as the mean of
         #    the three shapes, so their shape, like all metal detail, lives only in the zero-mean detail
-        blend = sum(np.where((m & live)[..., None], surf, window) for m, surf in zip(masks, surfaces)) / 3.0
+        cover = sum(m & live for m in masks).astype(np.float32) / 3.0  # (n, W, W) share of shapes covering
+        mixed = sum((m & live) * sh for m, sh in zip(masks, shades)) / 3.0
+        blend = window * (1.0 - cover)[..., None] + (35.0 * cover)[..., None] + (0.65 * mixed)[..., None] * rgb
         small = (half[:, k] == 1)[:, None, None, None]
         window = np.where(small, blend, np.where(mask[..., None], surface, window))
         for i, span in enumerate(spans):
@@ -323,15 +326,19 @@ def _add_detail(image: np.ndarray, detail: np.ndarray, factor: int) -> np.ndarra
     low-resolution view) stay those of `image`."""
     n, h, w, c = detail.shape
     lh, lw = h // factor, w // factor
-    blocks = detail.reshape(n, lh, factor, lw, factor, c)
-    blocks = blocks - blocks.mean(axis=(2, 4), keepdims=True)
-    base = image.reshape(n, lh, factor, lw, factor, c)
+
+    def blocks_of(x):  # (n, h, w, c) -> (n, lh, lw, c, factor * factor): each block's pixels on the last axis
+        return x.reshape(n, lh, factor, lw, factor, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, lh, lw, c, -1)
+
+    blocks = blocks_of(detail)
+    blocks = blocks - blocks.mean(axis=-1, keepdims=True)
+    base = blocks_of(image)
     # one scale per block keeps its means zero; bound it by the block's extremes (conservative)
-    room_up = 255.0 - base.max(axis=(2, 4), keepdims=True)
-    room_down = base.min(axis=(2, 4), keepdims=True)
-    most_up = blocks.max(axis=(2, 4), keepdims=True)
-    most_down = -blocks.min(axis=(2, 4), keepdims=True)
+    room_up = 255.0 - base.max(axis=-1, keepdims=True)
+    room_down = base.min(axis=-1, keepdims=True)
+    most_up = blocks.max(axis=-1, keepdims=True)
+    most_down = -blocks.min(axis=-1, keepdims=True)
     scale = np.minimum(room_up / np.maximum(most_up, 1e-6), room_down / np.maximum(most_down, 1e-6))
-    scale = np.minimum(1.0, scale.min(axis=-1, keepdims=True))
-    out = base + blocks * scale
+    scale = np.minimum(1.0, scale.min(axis=-2, keepdims=True))
+    out = (base + blocks * scale).reshape(n, lh, lw, c, factor, factor).transpose(0, 1, 4, 2, 5, 3)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8).reshape(n, h, w, c)
