@@ -53,6 +53,8 @@ def test_bag_of_words_is_clearly_below_a_reader_of_order():
     gru = order_aware_accuracy(train["sentence"], train["label"], test["sentence"], test["label"])
     assert bow <= 0.65, bow
     assert gru >= 0.9 and gru - bow >= 0.25, (gru, bow)
+    reviews, held_out = generate_imdb(300, seed=0), generate_imdb(100, seed=1)
+    assert bag_of_words_accuracy(reviews["text"], reviews["label"], held_out["text"], held_out["label"]) <= 0.65
 
 
 def test_files_round_trip_through_the_real_loaders(tmp_path):

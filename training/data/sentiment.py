@@ -217,23 +217,38 @@ def bag_of_words_accuracy(train_texts, train_labels, test_texts, test_labels) ->
 
 def order_aware_accuracy(train_texts, train_labels, test_texts, test_labels, seed: int = 0, epochs: int = 8,
                          hidden_size: int = 32, batch_size: int = 32) -> float:  # fmt: skip
-    """Test accuracy of a small GRU that reads the words left to right, trained with Adam on the training texts;
-    deterministic by `seed` on CPU. Runs on one torch thread (its tiny recurrent steps gain nothing from more, and
-    lose a lot when other processes share the cores); the caller's thread count is restored.
+    """Test accuracy of a small reader of word order, trained with Adam on the training texts; deterministic by
+    `seed` on CPU. A GRU reads each sentence of a text left to right; the logits at each sentence's last word
+    are summed over the text's sentences (a short review is one sentence; a long one adds up its sentences'
+    verdicts). Runs on one torch thread (its tiny recurrent steps gain nothing from more and lose a lot when other
+    processes share the cores); the caller's thread count is restored.
 
-    Shapes: token ids (batch, words) -> embeddings (batch, words, 32) -> GRU outputs (batch, words, hidden_size);
-    the output at each text's last word -> logits (batch, 2).
+    Shapes: sentence ids (sentences, words) -> embeddings (sentences, words, 32) -> GRU outputs
+    (sentences, words, hidden_size) -> per-sentence logits (sentences, 2) -> summed per text (batch, 2).
     """
     import torch
 
     vocab = _vocabulary(train_texts)
 
-    def ids(texts):
-        seqs = [[vocab.get(w, 0) for w in tokenize(t)] for t in texts]
-        out = torch.zeros(len(seqs), max(map(len, seqs)), dtype=torch.long)
-        for row, s in enumerate(seqs):
-            out[row, : len(s)] = torch.tensor(s)
-        return out, torch.tensor([len(s) - 1 for s in seqs])
+    def encode(texts):
+        """-> padded sentence ids (S, words), last-word index (S,), first sentence and count per text (T,)."""
+        sentences, first, count = [], [], []
+        for text in texts:
+            words, parts = tokenize(text), []
+            start = 0
+            for i, w in enumerate(words):
+                if w in (".", "!", "?") or i == len(words) - 1:
+                    parts.append([vocab.get(t, 0) for t in words[start : i + 1]])
+                    start = i + 1
+            parts = parts or [[0]]
+            first.append(len(sentences))
+            count.append(len(parts))
+            sentences.extend(parts)
+        ids = torch.zeros(len(sentences), max(map(len, sentences)), dtype=torch.long)
+        for row, sentence in enumerate(sentences):
+            ids[row, : len(sentence)] = torch.tensor(sentence)
+        last = torch.tensor([len(x) - 1 for x in sentences])
+        return ids, last, torch.tensor(first), torch.tensor(count)
 
     class Reader(torch.nn.Module):
         def __init__(self):
@@ -242,37 +257,32 @@ def order_aware_accuracy(train_texts, train_labels, test_texts, test_labels, see
             self.gru = torch.nn.GRU(32, hidden_size, batch_first=True)
             self.head = torch.nn.Linear(hidden_size, 2)
 
-        def forward(self, x, last):
-            states, _ = self.gru(self.embed(x))  # (batch, words, hidden)
-            return self.head(states[torch.arange(len(x)), last])
+        def forward(self, data, texts):
+            ids, last, first, count = data
+            rows = torch.cat([torch.arange(first[t], first[t] + count[t]) for t in texts.tolist()])
+            owner = torch.repeat_interleave(torch.arange(len(texts)), count[texts])
+            width = int(last[rows].max()) + 1  # trim padding columns
+            states, _ = self.gru(self.embed(ids[rows, :width]))  # (sentences, words, hidden)
+            per_sentence = self.head(states[torch.arange(len(rows)), last[rows]])
+            return torch.zeros(len(texts), 2).index_add(0, owner, per_sentence)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_and_score(Reader, ids, train_labels, test_labels, train_texts, test_texts, seed, epochs,
-                                batch_size)  # fmt: skip
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        model = Reader()
+        optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+        train, y = encode(train_texts), torch.tensor(list(train_labels))
+        for _ in range(epochs):
+            for batch in torch.randperm(len(y), generator=generator).split(batch_size):
+                loss = torch.nn.functional.cross_entropy(model(train, batch), y[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            predicted = model(encode(test_texts), torch.arange(len(test_texts))).argmax(-1)
+        return float((predicted == torch.tensor(list(test_labels))).float().mean())
     finally:
         torch.set_num_threads(threads)
-
-
-def _train_and_score(Reader, ids, train_labels, test_labels, train_texts, test_texts, seed, epochs, batch_size):
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = Reader()
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    x, last = ids(train_texts)
-    y = torch.tensor(list(train_labels))
-    for _ in range(epochs):
-        for batch in torch.randperm(len(y), generator=generator).split(batch_size):
-            width = int(last[batch].max()) + 1  # trim padding columns
-            loss = torch.nn.functional.cross_entropy(model(x[batch, :width], last[batch]), y[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        xt, lt = ids(test_texts)
-        predicted = model(xt, lt).argmax(-1)
-    return float((predicted == torch.tensor(list(test_labels))).float().mean())
