@@ -40,7 +40,6 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.io import wavfile
-from scipy.signal import resample_poly
 
 AUDIO_SUFFIXES = (".wav",)
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -113,6 +112,8 @@ def resample(wave, orig_rate, target_rate, name: str = "audio") -> np.ndarray:
         raise ValueError(f"`{name}` must be float samples before resampling (see `pcm_to_float`), got {wave.dtype}.")
     if orig_rate == target_rate:
         return wave.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly  # here: importing scipy.signal takes about a second
+
     common = math.gcd(orig_rate, target_rate)
     return resample_poly(wave, target_rate // common, orig_rate // common, axis=0).astype(np.float32)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import warnings
 
 from tokcom import defaults
 from tokcom.registry import EXTRA_CONFIGS, FAMILIES, TASKS, import_object
@@ -154,7 +155,7 @@ def register_when_ready(just_loaded: str | None = None) -> bool:
     global _pending, _last_error
     if _done:
         return True
-    if "transformers" not in sys.modules:
+    if "transformers" not in sys.modules or _last_error is not None:
         return False
     _pending = True
     if getattr(_local, "active", False) or _busy(just_loaded):
@@ -162,8 +163,13 @@ def register_when_ready(just_loaded: str | None = None) -> bool:
     _local.active = True
     try:
         register()
-    except (ImportError, AttributeError) as error:  # a needed module is half-imported after all: try again later
+    except (ImportError, AttributeError) as error:
+        # nothing it needs was half-imported, so this is no import-order problem (a missing or broken dependency):
+        # stop trying on every import, and say so; `tokcom.registration.register()` raises the error itself
         _last_error = error
+        _pending = False
+        _uninstall_finder()
+        warnings.warn(f"tokcom could not register its models and pipelines with transformers: {error!r}", stacklevel=2)
         return False
     finally:
         _local.active = False
@@ -178,6 +184,8 @@ class _PostImportLoader:
         self.loader = loader
 
     def __getattr__(self, name):  # every other loader method (get_source, get_resource_reader, ...)
+        if name == "loader":  # not set yet (e.g. while copying): no recursion
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
     def create_module(self, spec):
