@@ -112,6 +112,8 @@ def _candidates(family: str, attrs: np.ndarray, graph: dict, rng, match: np.ndar
 
         answers = np.where(counts > 0, "yes", "no") if family == "exist" else counts.astype(str)
         for i in range(len(_FILTERS)):
+            if family == "exist" and _SPECIFICITY[i] == 0:
+                continue  # "Are there any things?" is always yes
             out.append((str(answers[i]), int(_SPECIFICITY[i]), lambda f=_FILTERS[i]: build(f)))
     elif family.startswith("query_"):
         a = _ATTRS.index(family[6:])
