@@ -184,7 +184,7 @@ class TokComModel(TokComPreTrainedModel):
     (torch.Size([2, 48, 128]), torch.Size([2, 32, 128]))
     """
 
-    def __init__(self, config: TokComConfig):
+    def __init__(self, config: TokComConfig, initialize: bool = True):
         super().__init__(config)
         hidden_size = config.text_config.hidden_size
         for modality, encoder_config in (("visual", config.vision_config), ("audio", config.audio_config)):
@@ -213,7 +213,8 @@ class TokComModel(TokComPreTrainedModel):
             }
         )
         self._text_embeddings = None  # E_T, owned by the LLM (kept out of this module's parameters)
-        self.post_init()
+        if initialize:  # `False` inside TokComForAVQA, whose own `post_init` initializes every module in one pass
+            self.post_init()
 
     @torch.no_grad()
     def _reset_encoder_position_embeddings(self) -> None:
@@ -414,7 +415,9 @@ class TokComForAVQA(TokComPreTrainedModel):
 
     def __init__(self, config: TokComConfig):
         super().__init__(config)
-        self.tokcom = TokComModel(config)
+        # one `post_init` for the whole system (below), in module order, as before the split: a recipe still
+        # reproduces its checkpoint bit for bit
+        self.tokcom = TokComModel(config, initialize=False)
         # foundation model W (eq. 8) with a LoRA adapter (eq. 11)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         if config.use_lora:
