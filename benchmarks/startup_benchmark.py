@@ -24,18 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tokcom.pipelines.allocation import default_network  # the paper's network (Table I): a small problem
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "transformers", "peft", "accelerate", "datasets", "gradio")
-SMALL_PROBLEM = {
-    "bandwidth_hz": 2e6,
-    "power_dbm": 20.0,
-    "weight": 0.5,
-    "bits_per_token": 1536 * 16,
-    "devices": [
-        {"name": "visual", "distance_km": 0.3, "tokens_max": 32, "phi": {"alpha": 4.0, "beta": 1.0, "gamma": 1.1}},
-        {"name": "audio", "distance_km": 0.4, "tokens_max": 16, "phi": {"alpha": 2.0, "beta": 1.0, "gamma": 1.3}},
-    ],
-}
 
 
 def _tokcom_command() -> list[str]:
@@ -68,7 +60,7 @@ def run(num_runs: int) -> dict:
         raise ValueError(f"`--runs` must be >= 1, got {num_runs}.")
     with tempfile.TemporaryDirectory() as folder:
         problem = Path(folder) / "problem.json"
-        problem.write_text(json.dumps(SMALL_PROBLEM), encoding="utf-8")
+        problem.write_text(json.dumps(default_network()), encoding="utf-8")
         todo = commands(problem)
         times = {name: [] for name in todo}
         for name, argv in todo.items():  # warm the file cache once, untimed

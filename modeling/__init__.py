@@ -2,12 +2,12 @@
 
 This `__init__` is not copied to the Hub. Its names are imported on first use (PEP 562), so importing one light
 module (`tokcom.modeling.link_budget`, `tokcom.modeling.media_io`, numpy/scipy only) does not import torch or
-transformers. To export a new name, add it to `_LAZY` under its module.
+transformers. To export a new name, add it to `_EXPORTS` under its module.
 """
 
-import importlib
+from tokcom._lazy import attach
 
-_LAZY = {
+_EXPORTS = {
     "channel": ("ChannelConfig", "ChannelRealization", "TokenChannel"),
     "link_budget": (
         "channel_gain",
@@ -35,19 +35,5 @@ _LAZY = {
         "sliding_window_pool",
     ),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
-
-def __getattr__(name: str):
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
-
-
-__all__ = sorted(_MODULE_OF)
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

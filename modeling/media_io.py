@@ -12,8 +12,8 @@ share one rule for turning integer PCM into float samples:
 (after scaling), and resampled with `scipy.signal.resample_poly` (polyphase, exact for rational rate ratios).
 
 Frames are uint8 RGB arrays `(frames, height, width, 3)`; a frame folder holds `.png`/`.jpg`/`.jpeg` files, read
-in natural order of the last number in their names (`frame_2.png` before `frame_10.png`; ties and names without a
-number by name). Without resizing, all frames must have the same size.
+in natural order of the last number in their names (`frame_2.png` before `frame_10.png`; names without a number
+first, ties by name). Without resizing, all frames must have the same size.
 
 This file ships as Hub remote code next to the pipeline, and the Space imports it on its own, so it imports only
 numpy, scipy and the standard library; Pillow is imported when an image is actually read (inside `try`, so that

@@ -8,9 +8,9 @@ The names below are imported on first use (PEP 562), so `import tokcom.pipelines
 does not import torch or transformers.
 """
 
-import importlib
+from tokcom._lazy import attach
 
-_LAZY = {
+_EXPORTS = {
     "allocation": (
         "DEFAULT_BITS_PER_TOKEN",
         "METHODS",
@@ -22,19 +22,5 @@ _LAZY = {
     ),
     "token_comm_vqa": ("TASK", "TEXT_LINK_DEFAULT_DISTANCE_KM", "TokenCommVQAPipeline"),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
-
-def __getattr__(name: str):
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
-
-
-__all__ = sorted(_MODULE_OF)
+__getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

@@ -8,18 +8,10 @@ import sys
 
 import pytest
 
+from tokcom.pipelines.allocation import default_network  # the paper's network (Table I): a small problem
+
 HEAVY = ("torch", "transformers", "peft", "accelerate", "datasets", "gradio")
 REPORT = "import json, sys; print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))".format(heavy=HEAVY)
-SMALL_PROBLEM = {
-    "bandwidth_hz": 2e6,
-    "power_dbm": 20.0,
-    "weight": 0.5,
-    "bits_per_token": 1536 * 16,
-    "devices": [
-        {"name": "visual", "distance_km": 0.3, "tokens_max": 32, "phi": {"alpha": 4.0, "beta": 1.0, "gamma": 1.1}},
-        {"name": "audio", "distance_km": 0.4, "tokens_max": 16, "phi": {"alpha": 2.0, "beta": 1.0, "gamma": 1.3}},
-    ],
-}
 
 
 def _run(code: str) -> str:
@@ -44,7 +36,7 @@ def test_help_imports_no_heavy_module():
 @pytest.mark.parametrize("method", ["proposed", "alternating"])
 def test_allocate_imports_no_heavy_module(tmp_path, method):
     problem = tmp_path / "problem.json"
-    problem.write_text(json.dumps(SMALL_PROBLEM))
+    problem.write_text(json.dumps(default_network()))
     code = _cli("allocate", str(problem), "--method", method, "--output", str(tmp_path / "out.json"))
     assert _heavy_imported(code) == []
     assert len(json.loads((tmp_path / "out.json").read_text())["devices"]) == 2

@@ -14,34 +14,20 @@ registered by `tokcom.registration.register()` at once if transformers is alread
 the first `import transformers`. `tokcom.TokComConfig`, `tokcom.modeling`, ... are imported on first use (PEP 562).
 """
 
-import importlib
-
+from ._lazy import attach
 from . import registration as _registration
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("modeling", "pipelines")
-_LAZY_ATTRIBUTES = {
-    "ChannelConfig": "tokcom.modeling.channel",
-    "TokComConfig": "tokcom.modeling.configuration_tokcom",
-    "TokComForAVQA": "tokcom.modeling.modeling_tokcom",
-}
-
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _LAZY_ATTRIBUTES:
-        value = getattr(importlib.import_module(_LAZY_ATTRIBUTES[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
-
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "modeling.channel": ("ChannelConfig",),
+        "modeling.configuration_tokcom": ("TokComConfig",),
+        "modeling.modeling_tokcom": ("TokComForAVQA",),
+    },
+    submodules=("modeling", "pipelines"),
+)
+__all__ += ["__version__"]
 
 _registration.register_on_transformers_import()
-
-__all__ = ["ChannelConfig", "TokComConfig", "TokComForAVQA", "modeling", "pipelines", "__version__"]
