@@ -25,7 +25,6 @@ from .link_planner import TEXT_LINK_DEFAULT_DISTANCE_KM, LinkPlan, plan_links
 TASK = "token-comm-vqa"
 INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
 AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 _LINK_PARAMETERS = ("snr_db", "network", "method", "num_visual_tokens", "num_audio_tokens")
 
 

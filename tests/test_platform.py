@@ -204,3 +204,61 @@ def test_the_remote_code_is_the_import_closure_of_the_registered_classes():
     assert not {"hub.py", "engine.py", "digital_link.py", "__init__.py"} & set(files)
     assert AUTO_MAP == {"AutoConfig": "configuration_tokcom.TokComConfig", "AutoModel": "modeling_tokcom.TokComForAVQA"}
     assert CUSTOM_PIPELINES["token-comm-vqa"]["impl"] == "token_comm_vqa.TokenCommVQAPipeline"
+
+
+SMOKE = {
+    "seed": 3,
+    "num_threads": 1,
+    "data": {"train_scenes": 24, "validation_scenes": 4, "test_scenes": 4, "questions_per_scene": 2},
+    "stages": {"task": {"steps": 6, "batch_size": 4, "learning_rate": 1e12, "random_token_lengths": True}},
+}
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda r: r["stages"]["task"].update(lerning_rate=0.1), "stages.task.lerning_rate.*did you mean `learning_rate`"),
+        (lambda r: r["stages"]["task"].update(chekpoint_every=2), "did you mean `checkpoint_every`"),
+        (lambda r: r.update(channel={"channel_types": ["awgn", "rician"]}), "channel.channel_types"),
+        (lambda r: r.update(model={"reciever_hidden_size": 8}), "did you mean `receiver_hidden_size`"),
+        (lambda r: r["stages"]["task"].update(checkpoint_every=0), "stages.task.checkpoint_every"),
+        (lambda r: r.update(num_threads=0), "num_threads"),
+        (lambda r: r["stages"]["task"].update(learning_rate=float("inf")), "stages.task.learning_rate"),
+        (lambda r: r.update(stages=5), "stages"),
+    ],
+)
+def test_a_bad_recipe_is_refused_whole_before_anything_trains(tmp_path, change, match):
+    from tokcom.training.engine import train
+
+    recipe = json.loads(json.dumps(SMOKE))
+    change(recipe)
+    with pytest.raises(ValueError, match=match):
+        train(recipe, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before the output folder is made
+
+
+def test_a_diverged_run_stops_and_writes_no_final_model(tmp_path):
+    from tokcom.training.engine import train
+
+    with pytest.raises(FloatingPointError, match="learning_rate"):
+        train(json.loads(json.dumps(SMOKE)), tmp_path)
+    assert not (tmp_path / "model").exists()
+
+
+def test_a_damaged_newest_checkpoint_resumes_from_the_previous_one_exactly(tmp_path):
+    from tokcom.training.engine import parameter_digest, train
+
+    recipe = json.loads(json.dumps(SMOKE))
+    recipe["stages"]["task"].update(steps=110, learning_rate=0.003, checkpoint_every=40)
+    whole = train(recipe, tmp_path / "whole")
+    assert train(recipe, tmp_path / "cut", max_steps=100) is None
+    state = tmp_path / "cut" / "state" / "task"
+    assert sorted(p.name for p in state.iterdir()) == ["step-00000080", "step-00000100"]  # the newest two, complete
+    with open(state / "step-00000100" / "optimizer.bin", "r+b") as handle:  # a kill during the write, in effect
+        handle.truncate(100)
+    with pytest.warns(UserWarning, match="step-00000100"):
+        resumed = train(recipe, tmp_path / "cut", resume=True)
+    a, b = TokComForAVQA.from_pretrained(whole), TokComForAVQA.from_pretrained(resumed)
+    assert parameter_digest(a) == parameter_digest(b)
+    logs = [json.loads((tmp_path / run / "training_log.json").read_text())["stages"][0]["losses"] for run in ("whole", "cut")]
+    assert [row["step"] for row in logs[1]] == [50, 100, 110] and logs[0] == logs[1]  # losses from before the stop kept

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -51,6 +52,13 @@ class FamilyStages:
     """
 
     stages: tuple[str, ...] = ()
+    stage_keys: tuple[str, ...] = ()  # the family's own stage settings (beside the engine's common ones)
+    data_keys: tuple[str, ...] = ()  # the keys of the recipe's `data` section
+
+    @classmethod
+    def model_keys(cls) -> tuple[str, ...]:
+        """The keys the recipe's `model` section may set (the family config's fields)."""
+        return ()
 
     def __init__(self, recipe: dict, model, processor, data, output_dir):
         self.recipe = recipe
@@ -150,18 +158,20 @@ class StageLoop:
         objective, optimizer, scheduler = accelerator.prepare(objective, optimizer, scheduler)
         # 2. resume from the stage's saved state
         state_dir = family.output_dir / "state" / stage
-        start = 0
-        if resume and (state_dir / "step.json").exists():
-            accelerator.load_state(str(state_dir))
-            start = json.loads((state_dir / "step.json").read_text())["step"]
+        start, resumed_running = 0, []
+        if resume:
+            restored = load_latest_state(accelerator, state_dir)
+            if restored is not None:
+                start, log["losses"] = restored["step"], restored.get("losses", [])
+                resumed_running = restored.get("running", [])
         checkpoint_every = int(stage_recipe.get("checkpoint_every", max(steps // 4, 1)))
         objective.train()
         bar = tqdm(range(start, steps), desc=stage, disable=not accelerator.is_main_process, initial=start, total=steps)
-        running, began = [], time.time()
+        running, began = list(resumed_running), time.time()  # losses since the last logged mean
         # 3. the loop: batch -> loss -> backward -> clip -> step
         for step in bar:
             if self.step_budget is not None and self.step_budget <= 0:
-                self._save_state(accelerator, state_dir, step)
+                save_state_atomically(accelerator, state_dir, step, log["losses"], running)
                 log["finished"] = False
                 break
             if self.step_budget is not None:
@@ -169,6 +179,11 @@ class StageLoop:
             batch = family.batch(stage, step, stage_recipe, accelerator.process_index, accelerator.num_processes)
             batch = _to_device(batch, accelerator.device)
             loss = objective(**batch)
+            if not torch.isfinite(loss.detach()):  # a diverged run must not be saved as a result
+                raise FloatingPointError(
+                    f"Stage {stage!r} diverged at step {step + 1}: the loss is {loss.item()}. Nothing of this stage "
+                    "was saved as final; lower `learning_rate` (or `max_grad_norm`) in the recipe and resume."
+                )
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(params, float(stage_recipe.get("max_grad_norm", 1.0)))
             optimizer.step()
@@ -181,8 +196,14 @@ class StageLoop:
                 bar.set_postfix(loss=f"{mean:.4f}")
                 running = []
             if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-                self._save_state(accelerator, state_dir, step + 1)
+                save_state_atomically(accelerator, state_dir, step + 1, log["losses"], running)
         bar.close()
+        broken = [name for name, parameter in model.named_parameters() if not torch.isfinite(parameter).all()]
+        if broken:
+            raise FloatingPointError(
+                f"Stage {stage!r} left {len(broken)} non-finite parameter tensor(s) (e.g. {broken[0]}); nothing was "
+                "saved as final. Lower `learning_rate` (or `max_grad_norm`) in the recipe."
+            )
         log["seconds"] = time.time() - began
         log["num_processes"] = accelerator.num_processes
         accelerator.wait_for_everyone()
@@ -190,12 +211,63 @@ class StageLoop:
             parameter.requires_grad_(False)
         return log
 
-    @staticmethod
-    def _save_state(accelerator: Accelerator, state_dir: Path, step: int) -> None:
-        accelerator.save_state(str(state_dir))
-        if accelerator.is_main_process:
-            (state_dir / "step.json").write_text(json.dumps({"step": step}))
-        accelerator.wait_for_everyone()
+
+STATE_MANIFEST = "step.json"  # inside each checkpoint folder: step, losses so far, and every file's size and digest
+KEEP_CHECKPOINTS = 2
+
+
+def _file_digests(folder: Path) -> dict[str, list]:
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != STATE_MANIFEST:
+            digests[str(path.relative_to(folder))] = [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
+    return digests
+
+
+def _complete(folder: Path) -> dict | None:
+    """The manifest of a checkpoint folder whose files all match it, else None (missing, truncated, altered)."""
+    try:
+        manifest = json.loads((folder / STATE_MANIFEST).read_text())
+        return manifest if manifest.get("files") == _file_digests(folder) else None
+    except (OSError, ValueError):
+        return None
+
+
+def save_state_atomically(accelerator: Accelerator, state_dir: Path, step: int, losses: list, running: list) -> None:
+    """`accelerator.save_state` into a new folder `step-<N>` that appears only once complete: written as
+    `step-<N>.partial`, given a manifest (step, the logged losses and those since the last log, every file's size
+    and SHA-256), then renamed.
+    The newest `KEEP_CHECKPOINTS` complete folders are kept, so a kill at any instant leaves one to resume from."""
+    final = state_dir / f"step-{step:08d}"
+    partial = final.with_name(final.name + ".partial")
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        manifest = {"step": step, "losses": losses, "running": running, "files": _file_digests(partial)}
+        write_json(partial / STATE_MANIFEST, manifest)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(partial, final)  # the switch: one rename on the same file system
+        for old in sorted(state_dir.glob("step-*"))[:-KEEP_CHECKPOINTS]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def load_latest_state(accelerator: Accelerator, state_dir: Path) -> dict | None:
+    """Restore the newest complete checkpoint of `state_dir` (a damaged newer one is skipped, with a warning);
+    returns its manifest, or None when there is none."""
+    import warnings
+
+    for folder in sorted(state_dir.glob("step-*[0-9]"), reverse=True):
+        manifest = _complete(folder)
+        if manifest is None:
+            warnings.warn(f"Skipping the incomplete or damaged training state {folder}; resuming from an older one.")
+            continue
+        accelerator.load_state(str(folder))
+        return manifest
+    return None
 
 
 def _to_device(value, device):
@@ -233,7 +305,7 @@ def train(
     init_model: str | None = None,
     max_steps: int | None = None,
 ) -> Path | None:
-    """Run `stages` (default: all of the family's) of `recipe`; writes `<output_dir>/model` (weights, config,
+    """Run `stages` (default: every stage the recipe lists, in the family's order) of `recipe`; writes `<output_dir>/model` (weights, config,
     processor, recipe), `training_log.json`, and a snapshot after each finished stage in `<output_dir>/stages/<stage>`.
 
     Stages already recorded as done in `<output_dir>/progress.json` are skipped when `resume=True`, and a stage
@@ -246,12 +318,13 @@ def train(
 
     validate_recipe(recipe)
     stages_class = family_stages(recipe)
-    stages = list(stages_class.stages if stages is None else stages)
-    if max_steps is not None and max_steps < 0:
-        raise ValueError(f"`max_steps` must be >= 0, got {max_steps}.")
-    unknown = [s for s in stages if s not in stages_class.stages]
+    listed = [stage for stage in stages_class.stages if stage in recipe["stages"]]  # the family's order
+    stages = listed if stages is None else list(stages)
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 0):
+        raise ValueError(f"`max_steps` must be an integer >= 0, got {max_steps!r}.")
+    unknown = [s for s in stages if s not in listed]
     if unknown:
-        raise ValueError(f"`stages` must be among {stages_class.stages}, got {unknown}.")
+        raise ValueError(f"`stages` must be among the recipe's stages {listed}, got {unknown}.")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     set_seed(training_seed(recipe))
@@ -345,6 +418,8 @@ __all__ = [
     "RECIPE_FILE",
     "StageLoop",
     "close_distributed",
+    "load_latest_state",
+    "save_state_atomically",
     "family_stages",
     "make_accelerator",
     "parameter_digest",

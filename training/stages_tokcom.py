@@ -75,6 +75,15 @@ class TokComStages(FamilyStages):
     """
 
     stages = STAGES
+    stage_keys = ("transceiver_learning_rate", "full_length_fraction", "random_token_lengths", "train_encoders",
+                  "num_visual_tokens", "num_audio_tokens")  # fmt: skip
+    data_keys = ("train_scenes", "validation_scenes", "test_scenes", "questions_per_scene", "caption_style")
+
+    @classmethod
+    def model_keys(cls) -> tuple[str, ...]:
+        import dataclasses
+
+        return tuple(field.name for field in dataclasses.fields(TokComConfig))
 
     @classmethod
     def setup(cls, recipe: dict, start_from: str | Path | None, output_dir: Path) -> TokComStages:
