@@ -121,14 +121,14 @@ def remote_code_source(source: str, file_name: str, shipped=None) -> str:
     return rewritten
 
 
-def _resolve_model(model: str | os.PathLike | None) -> str:
+def resolve_model(model: str | os.PathLike | None) -> str:
     from tokcom.defaults import default_model_path
 
     if model is None or str(model) == "default":
         return str(default_model_path())
     path = Path(model)
     if path.exists() and not (path / "config.json").is_file():
-        raise FileNotFoundError(f"`--model` {path} is a folder without config.json; pass a TokComForAVQA checkpoint.")
+        raise FileNotFoundError(f"`--model` {path} is a folder without config.json; pass a tokcom checkpoint folder.")
     return str(model)  # a folder, or a Hub repo id (from_pretrained downloads it when the Hub is reachable)
 
 
@@ -166,7 +166,7 @@ def export_model(
     output_dir = Path(output_dir)
     if output_dir.exists() and not overwrite:  # checked before loading anything
         raise FileExistsError(f"`--output` {output_dir} already exists; pass --overwrite to replace it.")
-    source = _resolve_model(model)
+    source = resolve_model(model)
     family = family_for_model_type(AutoConfig.from_pretrained(source).model_type)
     loaded = import_object(family.model_class).from_pretrained(source)
     processor = import_object(family.processor_class).from_pretrained(source)
@@ -314,6 +314,7 @@ __all__ = [
     "publish_folder",
     "publish_plan",
     "remote_code_files",
+    "resolve_model",
     "remote_code_source",
     "validate_model_card",
 ]

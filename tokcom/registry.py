@@ -35,6 +35,7 @@ class Family:
     default_checkpoint: str | None = None
     stages_module: str | None = None  # training stages (`tokcom.training.stages_<family>`)
     evaluator_class: str | None = None  # the evaluation engine's `Evaluator` for the family's held-out task
+    space_samples: str | None = None  # writes the Space's sample inputs: `f(folder, num_scenes, seed) -> rows`
     paper: str | None = None  # file in ../shared/papers
 
 
@@ -61,6 +62,7 @@ FAMILIES: dict[str, Family] = {
         default_checkpoint="tokcom-avqa-tiny",
         stages_module="tokcom.training.stages_tokcom",
         evaluator_class="tokcom.training.evaluate_tokcom.TokComAVQAEvaluator",
+        space_samples="tokcom.space.write_samples",
         paper="tokcom-avqa-letter.txt",
     ),
 }

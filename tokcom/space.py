@@ -63,9 +63,18 @@ def build_space(output_dir: str | os.PathLike, model: str | None = None, num_sce
     The folder is assembled beside `output_dir` and moved into place at the end, so a failure leaves nothing
     half-written. `model`: a checkpoint folder or repo id (default: the embedded default).
     """
+    from transformers import AutoConfig
+
     from tokcom.files import staged_directory
-    from tokcom.hub import export_model
+    from tokcom.hub import resolve_model, export_model
     from tokcom.modeling import media_io
+    from tokcom.registry import family_for_model_type, import_object
+
+    # the model's family (registry) writes the sample inputs its Space tab offers
+    family = family_for_model_type(AutoConfig.from_pretrained(resolve_model(model)).model_type)
+    if family.space_samples is None:
+        raise ValueError(f"The {family.name!r} family has no Space samples yet (`space_samples` in tokcom/registry.py).")
+    write_family_samples = import_object(family.space_samples)
 
     source = Path(__file__).resolve().parent.parent / "spaces"
     if not (source / "app.py").is_file():
@@ -77,7 +86,7 @@ def build_space(output_dir: str | os.PathLike, model: str | None = None, num_sce
             shutil.copy2(source / name, staging / name)
         shutil.copy2(Path(media_io.__file__), staging / MEDIA_IO_FILE)
         export_model(model, staging / "model")
-        write_samples(staging / "samples", num_scenes=num_scenes)
+        write_family_samples(staging / "samples", num_scenes=num_scenes)
     return Path(output_dir)
 
 
