@@ -101,7 +101,9 @@ def check_snr_db(snr_db) -> float:
 
 def _check_payload_bits(payload_bits) -> int:
     if isinstance(payload_bits, bool) or not isinstance(payload_bits, (int, np.integer)) or payload_bits < 1:
-        raise ValueError(f"`payload_bits` must be a positive integer (empty payloads are not sent), got {payload_bits!r}.")
+        raise ValueError(
+            f"`payload_bits` must be a positive integer (empty payloads are not sent), got {payload_bits!r}."
+        )
     return int(payload_bits)
 
 
@@ -124,7 +126,9 @@ def coded_bits(block_bits: int, code_rate: float, bits_per_symbol: int) -> int:
     return n
 
 
-def count_channel_uses(payload_bits: int, code_rate: float, bits_per_symbol: int, max_block_bits: int = MAX_BLOCK_BITS) -> int:
+def count_channel_uses(
+    payload_bits: int, code_rate: float, bits_per_symbol: int, max_block_bits: int = MAX_BLOCK_BITS
+) -> int:
     """Complex symbols to send one packet of `payload_bits`: `C n / Q_m` (CRC and filler included)."""
     code_rate = check_code_rate(code_rate)
     if bits_per_symbol not in MODULATIONS.values():
@@ -248,7 +252,10 @@ class DigitalLink:
         self._coders: dict = {}
 
     def __repr__(self) -> str:
-        return f"DigitalLink(modulation={self.modulation!r}, code_rate={self.code_rate:.4f}, max_block_bits={self.max_block_bits})"
+        return (
+            f"DigitalLink(modulation={self.modulation!r}, code_rate={self.code_rate:.4f}, "
+            f"max_block_bits={self.max_block_bits})"
+        )
 
     def channel_uses(self, payload_bits: int) -> int:
         return count_channel_uses(payload_bits, self.code_rate, self.bits_per_symbol, self.max_block_bits)
@@ -386,7 +393,8 @@ def uncoded_ber(modulation: str, snr_db: float, num_symbols: int, generator=None
     bits = torch.randint(0, 2, (num_symbols * bits_per_symbol,), generator=generator).float()
     symbols = Mapper("qam", bits_per_symbol, device="cpu")(bits)
     noise = torch.view_as_complex(torch.randn((*symbols.shape, 2), generator=generator).contiguous())
-    llr = Demapper("maxlog", "qam", bits_per_symbol, device="cpu")(symbols + noise * math.sqrt(no / 2.0), torch.tensor(no))
+    demapper = Demapper("maxlog", "qam", bits_per_symbol, device="cpu")
+    llr = demapper(symbols + noise * math.sqrt(no / 2.0), torch.tensor(no))
     return float(((llr > 0).float() != bits).float().mean())
 
 
