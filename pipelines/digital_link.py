@@ -17,7 +17,8 @@ as transport blocks:
      (20 iterations, sum-product), CRC check; a packet is received only if all its blocks pass.
 
 Two modes produce the same statistics at very different cost:
-- `mode="full"`: steps 1-6 with Sionna on real bits (about 0.03-0.07 Mbit/s of BP decoding on this CPU);
+- `mode="full"`: steps 1-6 with Sionna on real bits (BP decoding ran at about 0.01-0.02 Mbit/s on one thread of
+  this shared CPU; use `torch.set_num_threads(1)` there, two threads were 4x slower under load);
 - `mode="abstraction"`: each block fails with probability `BLER(Q_m, R, K, snr_eff)`, from AWGN tables that
   `benchmarks/digital_link_calibration.py` measures with mode="full" (`tokcom.pipelines.bler_tables`). With block
   fading and perfect CSI a block sees AWGN at `snr_eff = snr_db + 10 log10 |h|^2`, so AWGN tables serve Rayleigh.
