@@ -24,7 +24,9 @@ from transformers import PreTrainedConfig
 from transformers.utils import ModelOutput
 
 from .link_budget import (  # noqa: F401  numpy-only link budget, re-exported here
+    MIN_SNR_DB,
     NOISE_DBM_PER_HZ,
+    check_snr_db,
     channel_gain,
     db_to_linear,
     dbm_to_w,
@@ -79,10 +81,7 @@ class ChannelConfig(PreTrainedConfig):
         _check_choice("channel_type", self.channel_type, CHANNEL_TYPES)
         _check_choice("fading", self.fading, FADING_TYPES)
         _check_choice("equalizer", self.equalizer, EQUALIZERS)
-        if isinstance(self.snr_db, bool) or not isinstance(self.snr_db, (int, float)):
-            raise ValueError(f"`snr_db` must be a number in (-inf, inf], got {self.snr_db!r}.")
-        if math.isnan(self.snr_db):
-            raise ValueError("`snr_db` must be a number in (-inf, inf], got NaN.")
+        check_snr_db(self.snr_db)
 
 
 def _check_choice(name: str, value, allowed: tuple[str, ...]) -> None:
@@ -150,11 +149,9 @@ class TokenChannel(nn.Module):
         _check_choice("fading", settings["fading"], FADING_TYPES)
         _check_choice("equalizer", settings["equalizer"], EQUALIZERS)
         self.channel_type = settings["channel_type"]
-        self.default_snr_db = float(settings["snr_db"])
+        self.default_snr_db = check_snr_db(settings["snr_db"])
         self.fading = settings["fading"]
         self.equalizer = settings["equalizer"]
-        if math.isnan(self.default_snr_db):
-            raise ValueError("`snr_db` must be a number in (-inf, inf], got NaN.")
 
     def extra_repr(self) -> str:
         return (
@@ -257,10 +254,9 @@ def noise_power_from_snr_db(snr_db, batch: int, device: torch.device | str = "cp
         snr = snr.expand(batch)
     if snr.dim() != 1 or snr.shape[0] != batch:
         raise ValueError(f"`snr_db` must be a number or a tensor of shape ({batch},), got shape {tuple(snr.shape)}.")
-    if torch.isnan(snr).any():
-        raise ValueError("`snr_db` must be a number in (-inf, inf], got NaN.")
-    if (snr == -math.inf).any():
-        raise ValueError("`snr_db` must be a number in (-inf, inf], got -inf.")
+    if torch.isnan(snr).any() or (snr < MIN_SNR_DB).any():
+        bad = snr[torch.isnan(snr) | (snr < MIN_SNR_DB)][0].item()
+        raise ValueError(f"`snr_db` must be a number in [{MIN_SNR_DB:g}, inf] dB (inf: noiseless), got {bad}.")
     return torch.pow(10.0, -snr / 10.0)
 
 

@@ -13,9 +13,27 @@ Units live in names: `bandwidth_hz` [Hz], `power_w` [W], `power_dbm` [dBm], `dis
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 NOISE_DBM_PER_HZ = -174.0  # thermal noise density at 290 K, paper Table I
+# The lowest SNR a link accepts [dB]. Below it the received tokens are noise for every practical purpose, and the
+# noise power 10 ** (-snr_db / 10) overflows float32 near -385 dB (a NaN answer, not an error).
+MIN_SNR_DB = -100.0
+
+
+def check_snr_db(value, name: str = "snr_db") -> float:
+    """`value` as a float SNR [dB] in `[MIN_SNR_DB, inf]` (`inf`: noiseless); `ValueError` naming `name` otherwise.
+
+    >>> check_snr_db(10)
+    10.0
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value < MIN_SNR_DB:
+        raise ValueError(f"`{name}` must be a number in [{MIN_SNR_DB:g}, inf] dB (inf: noiseless), got {value!r}.")
+    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +143,9 @@ def resolve_gain(*, distance_km=None, gain=None, gain_db=None):
 
 
 __all__ = [
+    "MIN_SNR_DB",
     "NOISE_DBM_PER_HZ",
+    "check_snr_db",
     "channel_gain",
     "db_to_linear",
     "dbm_to_w",

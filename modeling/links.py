@@ -15,10 +15,11 @@ True
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+
+from .link_budget import check_snr_db
 
 LINK_CHANNEL_TYPES = ("awgn", "rayleigh", "none")
 _FIELDS = ("snr_db", "num_tokens", "channel_type")
@@ -30,7 +31,7 @@ class Link:
 
     Args:
         snr_db (`float` or `torch.Tensor` of shape `(batch,)`, *optional*): received SNR [dB], Es/N0 per complex
-            symbol; `None` uses the channel config's default. `inf` is a noiseless link.
+            symbol, in `[MIN_SNR_DB, inf]` (-100 dB to noiseless); `None` uses the channel config's default.
         num_tokens (`int`, *optional*): tokens sent (s_m); `None` sends the model's maximum for this link. Links
             whose length is fixed by their input (a question's words) ignore it.
         channel_type (`str`, *optional*): `"awgn"`, `"rayleigh"` or `"none"` for this link; `None` uses the
@@ -51,9 +52,8 @@ class Link:
             isinstance(self.num_tokens, bool) or not isinstance(self.num_tokens, numbers.Integral) or self.num_tokens < 1
         ):
             raise ValueError(f"`num_tokens` must be an integer >= 1, got {self.num_tokens!r}.")
-        snr = self.snr_db
-        if isinstance(snr, bool) or (isinstance(snr, numbers.Real) and (math.isnan(snr) or snr == -math.inf)):
-            raise ValueError(f"`snr_db` must be a number in (-inf, inf] [dB] (or a tensor of them), got {snr!r}.")
+        if self.snr_db is not None and not hasattr(self.snr_db, "shape"):  # tensors are checked by the channel
+            object.__setattr__(self, "snr_db", check_snr_db(self.snr_db))
 
     def with_defaults(self, **defaults) -> Link:
         """This link with its `None` fields replaced by `defaults` (fields already set win)."""

@@ -23,7 +23,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from tokcom.modeling.link_budget import dbm_to_w, received_snr_db, resolve_gain, shannon_rate_bps
+from tokcom.modeling.link_budget import check_snr_db, dbm_to_w, received_snr_db, resolve_gain, shannon_rate_bps
 from tokcom.modeling.links import Link
 
 from .allocation import METHODS, TEXT_LINK_DEFAULTS, allocate
@@ -199,9 +199,7 @@ def _token_length(value, field: str, maximum: int) -> int:
 
 
 def _snr(value, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value == -math.inf:
-        raise ValueError(f"`{field}` must be a number in (-inf, inf] [dB], got {value!r}.")
-    return float(value)
+    return check_snr_db(value, field)
 
 
 def _number(mapping: dict, key: str, where: str, *, positive: bool) -> float:

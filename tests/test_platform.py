@@ -262,3 +262,25 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_previous_one_exactly(tmp_p
     assert parameter_digest(a) == parameter_digest(b)
     logs = [json.loads((tmp_path / run / "training_log.json").read_text())["stages"][0]["losses"] for run in ("whole", "cut")]
     assert [row["step"] for row in logs[1]] == [50, 100, 110] and logs[0] == logs[1]  # losses from before the stop kept
+
+
+def test_snr_below_the_floor_is_refused_everywhere_instead_of_answering_nan(model, inputs, tmp_path):
+    """-400 dB overflowed float32 (10 ** 40) and answered '' with score NaN; every entry point now refuses it."""
+    from tokcom.modeling.link_budget import MIN_SNR_DB
+    from tokcom.pipelines.link_planner import plan_links
+    from tokcom.training.evaluation import check_snr_list
+
+    for call in (
+        lambda: model(**inputs, snr_db=-400.0),
+        lambda: model(**inputs, snr_db={"audio": -390.0}),
+        lambda: model(**inputs, snr_db=torch.tensor([-400.0, 10.0])),
+        lambda: model(**inputs, links={"visual": Link(snr_db=-1e9)}),
+        lambda: ChannelConfig(snr_db=-400.0),
+        lambda: plan_links(TokComConfig.tiny(), snr_db=-400.0),
+        lambda: check_snr_list([0.0, -400.0]),
+    ):
+        with pytest.raises(ValueError, match=r"snr_db.*\[-100, inf\]"):
+            call()
+    assert MIN_SNR_DB == -100.0
+    out = model.answer(**inputs, snr_db=MIN_SNR_DB)  # the floor itself works and gives numbers
+    assert torch.isfinite(out.scores).all()

@@ -20,7 +20,6 @@ The report (`SCHEMA`):
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -79,13 +78,15 @@ class Evaluator:
 
 def check_snr_list(snr_db) -> list[float]:
     """`snr_db` as a non-empty list of numbers in (-inf, inf] [dB]; `ValueError` naming it otherwise."""
+    from tokcom.modeling.link_budget import check_snr_db
+
     try:
-        values = [float(s) for s in ([snr_db] if isinstance(snr_db, (int, float)) else snr_db)]
-    except (TypeError, ValueError):
+        values = list([snr_db] if isinstance(snr_db, (int, float)) else snr_db)
+    except TypeError:
         raise ValueError(f"`snr_db` must be one or more numbers [dB], got {snr_db!r}.") from None
-    if not values or any(math.isnan(s) or s == -math.inf for s in values):
-        raise ValueError(f"`snr_db` must be one or more numbers in (-inf, inf] [dB], got {snr_db!r}.")
-    return values
+    if not values:
+        raise ValueError("`snr_db` must be one or more numbers [dB], got none.")
+    return [check_snr_db(value, "snr_db") for value in values]
 
 
 def sweep(

@@ -101,9 +101,14 @@ def validate_recipe(recipe: dict) -> None:
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in snr_range
     )):
         raise ValueError(f"Recipe field `channel.snr_db_range` must be [low, high] in dB, got {snr_range!r}.")
+    from tokcom.modeling.link_budget import MIN_SNR_DB
+
     low, high = snr_range
-    if not -300 <= low <= high <= 300:
-        raise ValueError(f"Recipe field `channel.snr_db_range` must be [low, high] with -300 <= low <= high <= 300 dB, got {[low, high]}.")
+    if not MIN_SNR_DB <= low <= high <= 300:
+        raise ValueError(
+            f"Recipe field `channel.snr_db_range` must be [low, high] with {MIN_SNR_DB:g} <= low <= high <= 300 dB, "
+            f"got {[low, high]}."
+        )
     from tokcom.modeling.links import LINK_CHANNEL_TYPES
 
     channel_types = channel.get("channel_types", ["awgn"])
