@@ -1,4 +1,4 @@
-"""A traditional digital link (5G NR LDPC + CRC + QAM, Sionna PHY 2.2) on the same channel as `TokenChannel`.
+"""A traditional digital link (5G NR LDPC or LTE Turbo + CRC + QAM, Sionna PHY 2.2) on the channel of `TokenChannel`.
 
 Packets (bytes: a JPEG scan, an audio segment, a UTF-8 question; see `tokcom.pipelines.source_coding`) are sent
 as transport blocks:
@@ -16,6 +16,13 @@ as transport blocks:
   6. equalization `y / h` with effective noise `no / |h|^2`, APP (LLR) demapping, belief-propagation decoding
      (20 iterations, sum-product), CRC check; a packet is received only if all its blocks pass.
 
+Channel code (`channel_code`): `"ldpc"` (the default, steps 3 and 6 above) or `"turbo"`: the LTE Turbo code
+(TS 36.212 Sec. 5.1.3.2; `sionna.phy.fec.turbo`, see `tokcom.pipelines.turbo_link`) at rate 1/3 (mother code,
+`n = 3 K + 12` with the trellis tail) or 1/2 (Sionna's fixed puncturing, `n = 2 K + 8`), padded to whole symbols,
+decoded by 6 iterations of BCJR ("map"). Segmentation, CRC24A per block, QAM, channel, SNR convention and APP
+demapping are the same; UniToCom's baseline uses Turbo for text. Turbo runs only in `mode="full"`: the calibrated
+BLER tables, `bler` and `select_mcs` are for LDPC, and asking for abstraction with Turbo raises a ValueError.
+
 Two modes produce the same statistics at very different cost:
 - `mode="full"`: steps 1-6 with Sionna on real bits (BP decoding ran at about 0.01-0.02 Mbit/s on one thread of
   this shared CPU; use `torch.set_num_threads(1)` there, two threads were 4x slower under load);
@@ -24,7 +31,8 @@ Two modes produce the same statistics at very different cost:
   fading and perfect CSI a block sees AWGN at `snr_eff = snr_db + 10 log10 |h|^2`, so AWGN tables serve Rayleigh.
 
 Channel uses (complex symbols on the air) are counted as on the token side: `sum over blocks of n / Q_m`, i.e.
-`bits / (R Q_m)` including CRC and filler bits (`count_channel_uses`). Shannon bound for `b` bits:
+`bits / (R Q_m)` including CRC and filler bits (`count_channel_uses`); with Turbo `sum of ceil(n / Q_m)`, i.e.
+`bits / (R Q_m)` including CRC, filler, the tail and the padding to whole symbols. Shannon bound for `b` bits:
 `b / log2(1 + SNR)` (AWGN) and `b / C_rayleigh` with the ergodic capacity `E[log2(1 + |h|^2 SNR)]`.
 
 Adaptive MCS (`select_mcs`): the highest-spectral-efficiency entry of a subset of TS 38.214 Table 5.1.3.1-1 whose
@@ -53,9 +61,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .turbo_link import TurboCoder, check_turbo_rate, turbo_symbols
+
 MODULATIONS = {"qpsk": 2, "16qam": 4, "64qam": 6}
 CHANNEL_TYPES = ("awgn", "rayleigh")
 MODES = ("full", "abstraction")
+CHANNEL_CODES = ("ldpc", "turbo")
 CODE_RATE_MIN, CODE_RATE_MAX = 1 / 5, 948 / 1024  # TS 38.212 Sec. 5.4.2.1 upper bound; BG2 lowest rate
 CRC_BITS = 24  # CRC24A
 BLOCK_GRANULARITY_BITS = 32
@@ -100,6 +111,13 @@ def check_snr_db(snr_db) -> float:
     return float(snr_db)
 
 
+def check_channel_code(channel_code, code_rate):
+    """`(channel_code, code_rate)` checked together: LDPC rates in [1/5, 948/1024], Turbo rates 1/3 or 1/2."""
+    if channel_code not in CHANNEL_CODES:
+        raise ValueError(f"`channel_code` must be one of {CHANNEL_CODES}, got {channel_code!r}.")
+    return channel_code, check_turbo_rate(code_rate) if channel_code == "turbo" else check_code_rate(code_rate)
+
+
 def _check_payload_bits(payload_bits) -> int:
     if isinstance(payload_bits, bool) or not isinstance(payload_bits, (int, np.integer)) or payload_bits < 1:
         raise ValueError(
@@ -128,13 +146,17 @@ def coded_bits(block_bits: int, code_rate: float, bits_per_symbol: int) -> int:
 
 
 def count_channel_uses(
-    payload_bits: int, code_rate: float, bits_per_symbol: int, max_block_bits: int = MAX_BLOCK_BITS
+    payload_bits: int, code_rate: float, bits_per_symbol: int, max_block_bits: int = MAX_BLOCK_BITS,
+    channel_code: str = "ldpc",
 ) -> int:
-    """Complex symbols to send one packet of `payload_bits`: `C n / Q_m` (CRC and filler included)."""
-    code_rate = check_code_rate(code_rate)
+    """Complex symbols to send one packet of `payload_bits`: `C n / Q_m` (CRC and filler included; with Turbo
+    also the 12 tail bits (8 at rate 1/2) and the padding to whole symbols: `C ceil(n / Q_m)`)."""
+    channel_code, code_rate = check_channel_code(channel_code, code_rate)
     if bits_per_symbol not in MODULATIONS.values():
         raise ValueError(f"`bits_per_symbol` must be one of {sorted(MODULATIONS.values())}, got {bits_per_symbol!r}.")
     num_blocks, _, size = block_sizes(payload_bits, max_block_bits)
+    if channel_code == "turbo":
+        return num_blocks * turbo_symbols(size, code_rate, bits_per_symbol)
     return num_blocks * coded_bits(size, code_rate, bits_per_symbol) // bits_per_symbol
 
 
@@ -237,16 +259,17 @@ class LinkOutput:
 
 
 class DigitalLink:
-    """Fixed-MCS digital link: `modulation`, LDPC `code_rate`, blocks of at most `max_block_bits` (incl. CRC).
+    """Fixed-MCS digital link: `modulation`, `code_rate`, blocks of at most `max_block_bits` (incl. CRC), and
+    `channel_code` `"ldpc"` (5G NR, rates [1/5, 948/1024]) or `"turbo"` (LTE, rate 1/3 or 1/2; full chain only).
 
     Example: see the module docstring. `transmit` is the only sending call.
     """
 
     def __init__(self, modulation: str = "16qam", code_rate: float = 0.5, max_block_bits: int = MAX_BLOCK_BITS,
-                 num_bp_iterations: int = NUM_BP_ITERATIONS):  # fmt: skip
+                 num_bp_iterations: int = NUM_BP_ITERATIONS, channel_code: str = "ldpc"):  # fmt: skip
         self.modulation = modulation
         self.bits_per_symbol = bits_per_symbol_of(modulation)
-        self.code_rate = check_code_rate(code_rate)
+        self.channel_code, self.code_rate = check_channel_code(channel_code, code_rate)
         block_sizes(1, max_block_bits)  # validates max_block_bits
         self.max_block_bits = int(max_block_bits)
         self.num_bp_iterations = int(num_bp_iterations)
@@ -255,11 +278,13 @@ class DigitalLink:
     def __repr__(self) -> str:
         return (
             f"DigitalLink(modulation={self.modulation!r}, code_rate={self.code_rate:.4f}, "
-            f"max_block_bits={self.max_block_bits})"
+            f"max_block_bits={self.max_block_bits}, channel_code={self.channel_code!r})"
         )
 
     def channel_uses(self, payload_bits: int) -> int:
-        return count_channel_uses(payload_bits, self.code_rate, self.bits_per_symbol, self.max_block_bits)
+        return count_channel_uses(
+            payload_bits, self.code_rate, self.bits_per_symbol, self.max_block_bits, self.channel_code
+        )
 
     def transmit(self, transmissions, snr_db, channel_type: str = "awgn", mode: str = "full", generator=None,
                  gains=None) -> LinkOutput:  # fmt: skip
@@ -270,7 +295,8 @@ class DigitalLink:
             transmissions (`list[list[bytes]]`): `(transmissions, packets)`.
             snr_db (`float` or sequence of `(transmissions,)`): Es/N0 [dB] per complex symbol, `(-inf, inf]`.
             channel_type (`str`): `"awgn"` or `"rayleigh"` (block fading, one `h` per transmission).
-            mode (`str`): `"full"` (Sionna chain on real bits) or `"abstraction"` (calibrated BLER).
+            mode (`str`): `"full"` (Sionna chain on real bits) or `"abstraction"` (calibrated LDPC BLER; not
+                with `channel_code="turbo"`).
             generator (`torch.Generator`, *optional*): source of fading, noise and block-error draws.
             gains (sequence of `(transmissions,)`, *optional*): given `|h|^2` per transmission instead of drawing.
         """
@@ -278,6 +304,11 @@ class DigitalLink:
             raise ValueError(f"`channel_type` must be one of {CHANNEL_TYPES}, got {channel_type!r}.")
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, got {mode!r}.")
+        if mode == "abstraction" and self.channel_code != "ldpc":
+            raise ValueError(
+                f"`mode`='abstraction' needs channel_code='ldpc' (the calibrated BLER tables are for 5G LDPC); "
+                f"use mode='full' with channel_code={self.channel_code!r}."
+            )
         count = len(transmissions)
         snrs = np.broadcast_to(np.asarray([check_snr_db(s) for s in np.atleast_1d(snr_db)], np.float64), (count,))
         for packets in transmissions:
@@ -328,7 +359,8 @@ class DigitalLink:
     # ------------------------------------------------------------------ full chain (Sionna)
 
     def _coder(self, size: int):
-        """(CRC encoder, CRC decoder, LDPC encoder, BP decoder, mapper, demapper) for blocks of `size` bits."""
+        """(CRC encoder, CRC decoder, channel encoder, channel decoder, mapper, demapper) for blocks of `size`
+        bits: LDPC and BP, or Turbo (padded to whole symbols) and BCJR."""
         if size not in self._coders:
             import sionna.phy
             from sionna.phy.fec.crc import CRCDecoder, CRCEncoder
@@ -336,12 +368,15 @@ class DigitalLink:
             from sionna.phy.mapping import Demapper, Mapper
 
             sionna.phy.config.device = "cpu"
-            n = coded_bits(size, self.code_rate, self.bits_per_symbol)
             crc_encoder = CRCEncoder("CRC24A", k=size - CRC_BITS)
-            ldpc_encoder = LDPC5GEncoder(size, n)
+            if self.channel_code == "turbo":
+                turbo = TurboCoder(size, self.code_rate, self.bits_per_symbol)
+                encoder, decoder = turbo.encode, turbo.decode
+            else:
+                encoder = LDPC5GEncoder(size, coded_bits(size, self.code_rate, self.bits_per_symbol))
+                decoder = LDPC5GDecoder(encoder, num_iter=self.num_bp_iterations, hard_out=True)
             self._coders[size] = (
-                crc_encoder, CRCDecoder(crc_encoder), ldpc_encoder,
-                LDPC5GDecoder(ldpc_encoder, num_iter=self.num_bp_iterations, hard_out=True),
+                crc_encoder, CRCDecoder(crc_encoder), encoder, decoder,
                 Mapper("qam", self.bits_per_symbol), Demapper("app", "qam", self.bits_per_symbol),
             )  # fmt: skip
         return self._coders[size]
@@ -355,9 +390,9 @@ class DigitalLink:
             raise ValueError(f"Block size K = {size} must be a multiple of 32 and <= {self.max_block_bits}.")
         crc_encoder, crc_decoder, encoder, decoder, mapper, demapper = self._coder(size)
         generator = torch.Generator().manual_seed(0) if generator is None else generator
-        # 2.-4. CRC24A, LDPC, QAM: (blocks, n / Q_m) complex64 with unit average energy
+        # 2.-4. CRC24A, LDPC or Turbo, QAM: (blocks, n / Q_m) complex64 with unit average energy
         symbols = mapper(encoder(crc_encoder(payload.float())))
-        # 5.-6. y / h = x + n / h: AWGN at no_eff = no / |h|^2 per block, APP demapping, BP, CRC
+        # 5.-6. y / h = x + n / h: AWGN at no_eff = no / |h|^2 per block, APP demapping, BP (or BCJR), CRC
         snr = torch.as_tensor(np.broadcast_to(snr_eff_db, (payload.shape[0],)).copy(), dtype=torch.float32)
         no_eff = torch.pow(10.0, -snr / 10.0).clamp(min=1e-12, max=1e12).unsqueeze(-1)  # (blocks, 1)
         noise = torch.randn((*symbols.shape, 2), generator=generator, dtype=torch.float32)
@@ -414,6 +449,7 @@ def qam16_ber_closed_form(snr_db: float) -> float:
 
 
 __all__ = [
+    "CHANNEL_CODES",
     "CHANNEL_TYPES",
     "CODE_RATE_MAX",
     "CODE_RATE_MIN",
@@ -425,6 +461,7 @@ __all__ = [
     "bler",
     "block_sizes",
     "capacity_bits_per_use",
+    "check_channel_code",
     "check_code_rate",
     "coded_bits",
     "count_channel_uses",

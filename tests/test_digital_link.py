@@ -156,3 +156,58 @@ def test_source_codecs_round_trip_and_conceal():
     assert 8 * sum(map(len, packets)) < 40_000  # about 24 kbit/s plus Ogg page overhead
     received = opus.decode([packets[0], None, packets[2], packets[3]], headers, 16000, 16000)
     assert received.shape == (16000,) and (received[4000:8000] == 0).all() and np.abs(received[:4000]).max() > 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# LTE Turbo coding (channel_code="turbo", full chain only)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_turbo_coded_ber_is_zero_above_threshold_and_high_below():
+    link = DigitalLink("16qam", 0.5, channel_code="turbo")
+    payload = torch.randint(0, 2, (16, 256 - CRC_BITS), generator=_generator(2)).float()
+    decoded, crc_valid = link.run_blocks(payload, 12.0, _generator(3))  # measured: BER 0 from 8 dB
+    assert (decoded == payload).all() and crc_valid.all()
+    decoded, crc_valid = link.run_blocks(payload, 2.0, _generator(3))  # measured: BER 0.24
+    assert (decoded != payload).float().mean() > 0.1 and not crc_valid.any()
+
+
+def test_turbo_crc_flags_exactly_the_damaged_blocks():
+    link = DigitalLink("16qam", 0.5, channel_code="turbo")
+    payload = torch.randint(0, 2, (16, 256 - CRC_BITS), generator=_generator(2)).float()
+    decoded, crc_valid = link.run_blocks(payload, 6.0, _generator(3))  # in the waterfall: some blocks fail
+    damaged = (decoded != payload).any(-1)
+    assert 0 < damaged.sum() < 16
+    assert torch.equal(~crc_valid, damaged)
+
+
+def test_turbo_channel_use_counts_are_exact():
+    # 1000 bytes: 8 blocks of K = 1000 + 24 CRC bits; rate 1/3: n = 3 K + 12 = 3084 coded bits (tail included)
+    # -> 771 16-QAM symbols per block, i.e. bits / (R Q_m) with CRC and the 4 tail bits per block
+    assert count_channel_uses(8000, 1 / 3, 4, channel_code="turbo") == 6168 == (8000 + 8 * 24 + 8 * 4) * 3 / 4
+    # rate 1/2 (punctured): n = 2 K + 8 = 2056 -> 514 symbols per block
+    assert count_channel_uses(8000, 0.5, 4, channel_code="turbo") == 4112 == (8000 + 8 * 24 + 8 * 4) / (0.5 * 4)
+    # 5 bytes at 64-QAM 1/2: K = 64, n = 136 coded bits -> padded to 138 = 23 symbols
+    assert count_channel_uses(40, 0.5, 6, channel_code="turbo") == 23
+    link = DigitalLink("64qam", 0.5, channel_code="turbo")
+    assert link.channel_uses(40) == 23 and DigitalLink().channel_code == "ldpc"
+    out = link.transmit([[b"piano"], [b"cello"]], snr_db=[20.0, -5.0], mode="full", generator=_generator())
+    assert out.channel_uses == [23, 23] and out.num_blocks == [1, 1] and out.mode == "full"
+    assert out.packets == [[b"piano"], [None]] and out.block_errors == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: DigitalLink("16qam", 0.5, channel_code="polar"), "channel_code"),
+        (lambda: DigitalLink("16qam", 0.75, channel_code="turbo"), "code_rate"),
+        (lambda: count_channel_uses(800, 0.25, 4, channel_code="turbo"), "code_rate"),
+        (lambda: count_channel_uses(800, 0.5, 4, channel_code="conv"), "channel_code"),
+        (lambda: DigitalLink(channel_code="turbo").transmit([[b"a"]], snr_db=10.0, mode="abstraction"), "mode"),
+        (lambda: DigitalLink(channel_code="turbo").transmit([[b"a"]], snr_db=float("nan")), "snr_db"),
+        (lambda: DigitalLink(channel_code="turbo").transmit([[b""]], snr_db=10.0), "empty"),
+    ],
+)
+def test_turbo_bad_input_raises_a_value_error_naming_it(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
