@@ -125,8 +125,8 @@ def _allocate(config, names, maxima, network, method: str) -> LinkPlan:
     if config.performance_model is None:
         raise ValueError(
             "`network` needs the fitted performance model phi_m(s) of eq. (15), but this checkpoint's config has "
-            "none (`performance_model` is None). Fit one with `tokcom evaluate --fit-performance-model`, which "
-            "writes it into the checkpoint, or use `snr_db=` instead."
+            "none (`performance_model` is None). Fit one with `tokcom evaluate --model PATH --fit-performance-model "
+            "--fit-output NEW_PATH`, which writes a copy of the checkpoint with it, or use `snr_db=` instead."
         )
     # 1. devices: names fixed to the modalities, phi and S^max from the config
     devices = network.get("devices")

@@ -284,3 +284,44 @@ def test_snr_below_the_floor_is_refused_everywhere_instead_of_answering_nan(mode
     assert MIN_SNR_DB == -100.0
     out = model.answer(**inputs, snr_db=MIN_SNR_DB)  # the floor itself works and gives numbers
     assert torch.isfinite(out.scores).all()
+
+
+def test_one_upload_filter_for_models_and_spaces_keeps_secrets_and_pickles_out(tmp_path):
+    """`tokcom publish --repo-type space --dry-run` listed `.env`, `.git/config` and a `pytorch_model.bin`."""
+    from tokcom.hub import PublishError, publish_folder
+
+    space = tmp_path / "space"
+    (space / ".git").mkdir(parents=True)
+    for name, text in (("app.py", "print()"), ("README.md", "---\nsdk: gradio\n---\n"), ("requirements.txt", "gradio"),
+                       (".env", "HF_TOKEN=hf_secret"), (".git/config", "[core]"), ("model/config.json", "{}")):  # fmt: skip
+        (space / name).parent.mkdir(parents=True, exist_ok=True)
+        (space / name).write_text(text)
+    plan = publish_folder(space, "someone/demo", dry_run=True, repo_type="space")
+    assert [f["path"] for f in plan["files"]] == ["README.md", "app.py", "model/config.json", "requirements.txt"]
+    for bad, match in (("model/pytorch_model.bin", "pickled"), ("hf_token.txt", "credentials"), ("deploy.pem", "credentials")):
+        (space / bad).write_bytes(b"x")
+        with pytest.raises(PublishError, match=match):
+            publish_folder(space, "someone/demo", dry_run=True, repo_type="space")
+        (space / bad).unlink()
+
+
+def test_fitting_phi_never_writes_into_the_installed_package(tmp_path, capsys):
+    """`tokcom evaluate --fit-performance-model` without `--model` rewrote the installed default's config.json."""
+    import hashlib
+
+    from tokcom.cli import main
+    from tokcom.defaults import default_model_path
+    from tokcom.training.evaluate_tokcom import fit_performance_models
+
+    config = default_model_path() / "config.json"
+    before = hashlib.sha256(config.read_bytes()).hexdigest()
+    assert main(["evaluate", "--snr-db", "20", "--num-samples", "4", "--fit-performance-model"]) == 2
+    assert "--fit-output" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="installed package"):
+        fit_performance_models(default_model_path(), token_lengths={"visual": [64], "audio": [32]}, num_samples=4)
+    out = tmp_path / "fitted"
+    lengths = {"visual": [1, 8, 64], "audio": [1, 8, 32]}
+    fit = fit_performance_models(default_model_path(), token_lengths=lengths, num_samples=8, output_dir=out)
+    assert TokComConfig.from_pretrained(out).performance_model == fit["performance_model"]
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert hashlib.sha256(config.read_bytes()).hexdigest() == before

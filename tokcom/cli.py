@@ -73,6 +73,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tokcom.training.evaluation import evaluate_checkpoint
 
+    if args.fit_performance_model and not args.fit_output:
+        raise ValueError("`--fit-performance-model` needs `--fit-output DIR` (a new folder for the fitted checkpoint).")
+    if args.fit_output and Path(args.fit_output).exists():
+        raise FileExistsError(f"`--fit-output` {args.fit_output} already exists; choose a new folder.")
     model = args.model
     if model is None:
         from tokcom.defaults import default_model_path
@@ -84,8 +88,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.fit_performance_model:
         from tokcom.training.evaluate_tokcom import fit_performance_models
 
-        report["performance_model_fit"] = fit_performance_models(model, num_samples=args.num_samples or 1000, seed=args.seed)
-        print(f"fitted phi per modality (written to {model}/config.json): {report['performance_model_fit']['performance_model']}")
+        report["performance_model_fit"] = fit_performance_models(
+            model, num_samples=args.num_samples or 1000, seed=args.seed, output_dir=args.fit_output
+        )
+        fitted = report["performance_model_fit"]["performance_model"]
+        print(f"fitted phi per modality (checkpoint with it written to {args.fit_output}): {fitted}")
     if args.output:
         write_json_atomic(args.output, report)
     print(f"{'channel':>9} {'SNR [dB]':>9} {'accuracy':>9} {'loss':>8}")
@@ -168,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="write the report JSON here")
     evaluate.add_argument(
         "--fit-performance-model", action="store_true",
-        help="also fit phi_m(s) (eq. 15) from validation losses at several token lengths and write it into the checkpoint",
+        help="also fit phi_m(s) (eq. 15) from validation losses at several token lengths; needs --fit-output",
     )  # fmt: skip
+    evaluate.add_argument("--fit-output", help="new folder: a copy of the checkpoint with the fitted phi in its config")
     evaluate.set_defaults(func=_cmd_evaluate)
 
     export = sub.add_parser("export", help="write a complete Hub model repo (code for trust_remote_code, card, weights)")

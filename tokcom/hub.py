@@ -221,9 +221,33 @@ def validate_model_card(path: str | os.PathLike) -> ModelCardData:
     return data
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
+CREDENTIAL_NAMES = re.compile(r"(^|[_.-])(token|credentials?|secrets?|passwords?|id_rsa|id_ed25519)([_.-]|$)|\.(pem|key|p12)$", re.I)
+
+
+def upload_files(folder: Path) -> list[dict]:
+    """The one upload filter of `tokcom publish`, for models and Spaces: every file under `folder` except hidden
+    ones (any path part starting with "."; e.g. `.env`, `.git/`) and `__pycache__`; `PublishError` when a
+    pickle (`PICKLE_SUFFIXES`) or a credential-looking file (`CREDENTIAL_NAMES`) would be sent. Returns
+    `[{"path", "bytes"}]` sorted by path; exactly these files are uploaded."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if not path.is_file() or any(part.startswith(".") or part == "__pycache__" for part in parts):
+            continue
+        files.append(path)
+    pickled = [p.relative_to(folder).as_posix() for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickled:
+        raise PublishError(f"{folder} holds pickled files {pickled}; tokcom publishes safetensors only. Remove them.")
+    secret = [p.relative_to(folder).as_posix() for p in files if CREDENTIAL_NAMES.search(p.name)]
+    if secret:
+        raise PublishError(f"{folder} holds files that look like credentials {secret}; remove them before publishing.")
+    return [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size} for p in files]
+
+
 def publish_plan(folder: str | os.PathLike) -> list[dict]:
-    """Check an exported folder (`REQUIRED_FILES`, a valid card, no pickled weights) and list what an upload
-    sends: `[{"path": relative path, "bytes": size}]`, sorted by path."""
+    """Check an exported folder (`REQUIRED_FILES`, a valid card) and list what an upload sends (`upload_files`:
+    no hidden files, no pickles, no credentials): `[{"path": relative path, "bytes": size}]`, sorted by path."""
     folder = Path(folder)
     if not folder.is_dir():
         raise PublishError(f"`folder` {folder} is not a directory; create it with `tokcom export`.")
@@ -231,11 +255,7 @@ def publish_plan(folder: str | os.PathLike) -> list[dict]:
     if missing:
         raise PublishError(f"{folder} is not a complete export: missing {missing}. Run `tokcom export` first.")
     validate_model_card(folder / "README.md")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    pickled = [p.name for p in files if p.suffix in (".bin", ".pt", ".pth", ".pkl")]
-    if pickled:
-        raise PublishError(f"{folder} holds pickled files {pickled}; tokcom publishes safetensors only.")
-    return [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size} for p in files]
+    return upload_files(folder)
 
 
 def publish_folder(
@@ -278,7 +298,9 @@ def publish_folder(
     try:
         url = api.create_repo(repo_id, private=private, repo_type=repo_type, exist_ok=True,
                               **({"space_sdk": "gradio"} if repo_type == "space" else {}))  # fmt: skip
-        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message="Upload with tokcom publish")
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                          allow_patterns=[f["path"] for f in files],  # exactly the planned files
+                          commit_message="Upload with tokcom publish")  # fmt: skip
     except OfflineModeIsEnabled:
         raise PublishError("HF_HUB_OFFLINE is set, so nothing can be uploaded; unset it (and be online) to publish.") from None
     except HfHubHTTPError as error:
@@ -296,11 +318,12 @@ def publish_folder(
 
 def _space_plan(folder: str | os.PathLike) -> list[dict]:
     folder = Path(folder)
+    if not folder.is_dir():
+        raise PublishError(f"`folder` {folder} is not a directory; build one with `tokcom space --build-dir DIR`.")
     for name in ("app.py", "README.md", "requirements.txt"):
         if not (folder / name).is_file():
             raise PublishError(f"{folder} is not a Space folder: missing {name}. Build one with `tokcom space --build DIR`.")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    return [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size} for p in files]
+    return upload_files(folder)
 
 
 __all__ = [
@@ -315,6 +338,7 @@ __all__ = [
     "publish_plan",
     "remote_code_files",
     "resolve_model",
+    "upload_files",
     "remote_code_source",
     "validate_model_card",
 ]

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -205,15 +206,21 @@ def fit_performance_models(
     split: str = "validation",
     write_config: bool = True,
     seed: int = 0,
+    output_dir: str | Path | None = None,
 ) -> dict:
     """Measure the validation loss against each modality's token length (the other at its maximum) and fit
     phi_m(s) = (alpha/s)^beta + gamma (eq. 15) per modality; optionally write the fits into the checkpoint's
     `config.json` (`performance_model`) so the allocator and pipeline use them.
 
+    With `output_dir`, the checkpoint is copied there with the fits in its config instead (the source is left
+    as it is). The embedded default inside the installed package is never written: `ValueError`.
+
     Returns `{"snr_db", "num_samples", "measurements": {m: [{"tokens", "loss"}]}, "performance_model": {m: phi}}`.
     """
     from tokcom.pipelines.allocation import fit_performance_model
 
+    if write_config and output_dir is None:
+        _refuse_installed_checkpoint(model_path)  # before any work
     model = TokComForAVQA.from_pretrained(model_path).eval()
     processor = TokComProcessor.from_pretrained(model_path)
     corpus, _ = build_synthetic_corpus(model_recipe(model_path), split=split, processor=processor)
@@ -230,7 +237,28 @@ def fit_performance_models(
             rows.append({"tokens": int(length), "loss": loss})
         measurements[modality] = rows
         fits[modality] = fit_performance_model([r["tokens"] for r in rows], [r["loss"] for r in rows])
-    if write_config:
+    if output_dir is not None:  # a copy of the checkpoint with the fitted phi, written whole or not at all
+        from tokcom.files import staged_directory
+
+        with staged_directory(output_dir, argument="--fit-output") as staging:
+            for path in Path(model_path).iterdir():
+                if path.is_file():
+                    shutil.copy2(path, staging / path.name)
+            model.config.performance_model = fits
+            model.config.save_pretrained(staging)
+    elif write_config:
         model.config.performance_model = fits
         model.config.save_pretrained(model_path)
     return {"snr_db": snr_db, "num_samples": len(questions), "split": split, "measurements": measurements, "performance_model": fits}
+
+
+def _refuse_installed_checkpoint(model_path) -> None:
+    """`ValueError` when `model_path` lies inside the installed package's checkpoints (never write there)."""
+    from tokcom.defaults import CHECKPOINTS_DIR
+
+    target = Path(model_path).resolve()
+    if target == CHECKPOINTS_DIR.resolve() or CHECKPOINTS_DIR.resolve() in target.parents:
+        raise ValueError(
+            f"Refusing to write into the installed package ({target}); give an output folder for the fitted "
+            "checkpoint (`--fit-output DIR`, or `output_dir=`)."
+        )
