@@ -43,6 +43,12 @@ from scipy.io import wavfile
 
 AUDIO_SUFFIXES = (".wav",)
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Bounds on what a reader accepts, checked before anything large is decoded or converted: far above what any model
+# here uses (32x32 frames, 8 of them, 1 s of 16 kHz audio), far below what exhausts a machine.
+MAX_FRAME_PIXELS = 4096 * 4096  # per frame (height x width)
+MAX_FRAMES = 4096  # frames per video
+MIN_SAMPLING_RATE_HZ, MAX_SAMPLING_RATE_HZ = 1_000, 384_000
+MAX_AUDIO_SECONDS = 600.0
 _NUMBER = re.compile(r"(\d+)")
 
 
@@ -97,9 +103,22 @@ def to_mono(wave, name: str = "audio") -> np.ndarray:
 
 
 def _rate(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value) or value < 1:
-        raise ValueError(f"`{name}` must be a positive whole number of Hz, got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value) or not (
+        MIN_SAMPLING_RATE_HZ <= value <= MAX_SAMPLING_RATE_HZ
+    ):
+        raise ValueError(
+            f"`{name}` must be a whole number of Hz in [{MIN_SAMPLING_RATE_HZ}, {MAX_SAMPLING_RATE_HZ}], got {value!r}."
+        )
     return int(value)
+
+
+def check_duration(num_samples: int, sampling_rate: int, name: str = "audio") -> None:
+    """`ValueError` naming `name` when `num_samples` at `sampling_rate` [Hz] last longer than `MAX_AUDIO_SECONDS`."""
+    if num_samples > MAX_AUDIO_SECONDS * sampling_rate:
+        raise ValueError(
+            f"`{name}` lasts {num_samples / sampling_rate:.1f} s; at most {MAX_AUDIO_SECONDS:g} s is accepted (the "
+            "models here read about 1 s): cut it first."
+        )
 
 
 def resample(wave, orig_rate, target_rate, name: str = "audio") -> np.ndarray:
@@ -159,9 +178,15 @@ def read_wav(
             rate, data = wavfile.read(path)
     except (ValueError, EOFError) as error:
         raise ValueError(f"`{name}` file {path} could not be read as WAV: {error}") from error
-    duration_s = data.shape[0] / rate if rate > 0 else 0.0
+    if not MIN_SAMPLING_RATE_HZ <= rate <= MAX_SAMPLING_RATE_HZ:  # e.g. a 1 Hz header: refuse before resampling
+        raise ValueError(
+            f"`{name}` file {path} says its sampling rate is {rate} Hz; accepted: {MIN_SAMPLING_RATE_HZ} to "
+            f"{MAX_SAMPLING_RATE_HZ} Hz."
+        )
+    duration_s = data.shape[0] / rate
     if max_duration_s is not None:  # crop early, with a margin for the resampling filter
         data = data[: math.ceil(max_duration_s * rate) + rate // 10]
+    check_duration(data.shape[0], rate, name)
     wave = pcm_to_float(np.array(data), name)
     del data  # release the memory map
     if mono:
@@ -277,15 +302,18 @@ def load_image(image, *, size=None, name: str = "image") -> np.ndarray:
             raise FileNotFoundError(f"`{name}` file not found: {path}.")
         Image = _pil_image()
         try:
-            with Image.open(path) as opened:
+            with Image.open(path) as opened:  # reads the header only: the size is checked before decoding
+                check_frame_size(1, opened.size[1], opened.size[0], name)
                 return _to_rgb(opened, size, Image)
         except OSError as error:  # Pillow's UnidentifiedImageError is an OSError
             raise ValueError(f"`{name}` file {path} is not a readable image: {error}") from None
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        check_frame_size(1, image.size[1], image.size[0], name)
         return _to_rgb(image, size, _pil_image())
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[-1] != 3 or 0 in array.shape:
         raise ValueError(f"`{name}` must be a uint8 image of shape (height, width, 3), got shape {array.shape}.")
+    check_frame_size(1, array.shape[0], array.shape[1], name)
     if array.dtype != np.uint8:
         raise ValueError(f"`{name}` must be uint8 in [0, 255], got dtype {array.dtype}.")
     if size is not None and array.shape[1::-1] != size:
@@ -307,6 +335,7 @@ def read_frame_files(paths, *, size=None, name: str = "video") -> np.ndarray:
     paths = [Path(p) for p in paths]
     if not paths:
         raise ValueError(f"`{name}` has no frames: give at least one image.")
+    check_frame_size(len(paths), 1, 1, name)
     frames = [load_image(path, size=size, name=name) for path in paths]
     shapes = sorted({frame.shape for frame in frames})
     if len(shapes) > 1:
@@ -344,14 +373,26 @@ def sample_frames(files: list, num_frames: int | None = None, span: float = 1.0)
     return [files[i] for i in index]
 
 
+def check_frame_size(num_frames: int, height: int, width: int, name: str = "video") -> None:
+    """`ValueError` naming `name` when a video exceeds `MAX_FRAMES` frames or a frame `MAX_FRAME_PIXELS` pixels."""
+    if num_frames > MAX_FRAMES:
+        raise ValueError(f"`{name}` has {num_frames} frames; at most {MAX_FRAMES} are accepted.")
+    if height * width > MAX_FRAME_PIXELS:
+        raise ValueError(
+            f"`{name}` frames are {width}x{height} pixels; at most {MAX_FRAME_PIXELS:,} pixels per frame (4096x4096) "
+            "are accepted: downscale them first."
+        )
+
+
 def check_frames(frames, name: str = "video") -> np.ndarray:
-    """`frames` as uint8 `(frames >= 1, height, width, 3)`; `ValueError` naming `name` otherwise."""
+    """`frames` as uint8 `(frames >= 1, height, width, 3)` within `check_frame_size`; `ValueError` naming `name`."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
         raise ValueError(
             f"`{name}` must be uint8 frames of shape (frames >= 1, height, width, 3) or a folder of frames, "
             f"got shape {frames.shape}."
         )
+    check_frame_size(frames.shape[0], frames.shape[1], frames.shape[2], name)
     if frames.dtype != np.uint8:
         raise ValueError(f"`{name}` frames must be uint8 in [0, 255], got dtype {frames.dtype}.")
     return frames
@@ -374,6 +415,13 @@ __all__ = [
     "AUDIO_SUFFIXES",
     "Audio",
     "FRAME_SUFFIXES",
+    "MAX_AUDIO_SECONDS",
+    "MAX_FRAMES",
+    "MAX_FRAME_PIXELS",
+    "MAX_SAMPLING_RATE_HZ",
+    "MIN_SAMPLING_RATE_HZ",
+    "check_duration",
+    "check_frame_size",
     "check_frames",
     "check_waveform",
     "float_to_pcm16",

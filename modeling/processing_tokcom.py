@@ -83,10 +83,15 @@ class TokComProcessor(ProcessorMixin):
                     f"`videos[{index}]` must be uint8 frames of shape (frames >= 1, height, width, 3), got {tuple(frames.shape)}."
                 )
             picks = np.linspace(0, frames.shape[0] - 1, self.num_frames).round().astype(int)
-            frames = frames[picks].permute(0, 3, 1, 2).float() / 255.0  # (T, 3, H, W) in [0, 1]
-            if frames.shape[-2:] != (self.frame_size, self.frame_size):
-                frames = F.interpolate(frames, size=(self.frame_size, self.frame_size), mode="bilinear", antialias=True)
-            out.append((frames - self.video_mean) / self.video_std)
+            # one picked frame at a time to float and down to `frame_size` (a large frame is never held as floats
+            # for all picks at once)
+            resized = []
+            for frame in frames[picks]:
+                frame = frame.permute(2, 0, 1).unsqueeze(0).float() / 255.0  # (1, 3, H, W) in [0, 1]
+                if frame.shape[-2:] != (self.frame_size, self.frame_size):
+                    frame = F.interpolate(frame, size=(self.frame_size, self.frame_size), mode="bilinear", antialias=True)
+                resized.append(frame)
+            out.append((torch.cat(resized) - self.video_mean) / self.video_std)
         return torch.stack(out)
 
     def process_audio(self, audio, sampling_rate: int | None = None) -> torch.Tensor:

@@ -17,13 +17,14 @@ import torch
 from transformers import AutoFeatureExtractor, AutoTokenizer, Pipeline
 
 from tokcom.modeling.links import LINK_CHANNEL_TYPES as CHANNEL_TYPES
-from tokcom.modeling.media_io import check_waveform, load_frames, pcm_to_float, read_wav
+from tokcom.modeling.media_io import check_duration, check_waveform, load_frames, pcm_to_float, read_wav
 from tokcom.modeling.processing_tokcom import TokComProcessor
 
 from .link_planner import TEXT_LINK_DEFAULT_DISTANCE_KM, LinkPlan, plan_links
 
 TASK = "token-comm-vqa"
 INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
+MAX_QUESTION_CHARS = 1000  # a question, not a document (a million characters took 433 s and answered '')
 AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")
 _LINK_PARAMETERS = ("snr_db", "network", "method", "num_visual_tokens", "num_audio_tokens")
 
@@ -189,6 +190,8 @@ class TokenCommVQAPipeline(Pipeline):
         question = inputs["question"]
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"`question` must be a non-empty string, got {question!r}.")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ValueError(f"`question` has {len(question):,} characters; at most {MAX_QUESTION_CHARS} are accepted.")
         video = _load_video(inputs["video"])
         audio = self._load_audio(inputs["audio"], inputs.get("sampling_rate"))
         rate = self.processor.feature_extractor.sampling_rate
@@ -278,6 +281,7 @@ class TokenCommVQAPipeline(Pipeline):
         wave = np.asarray(audio)
         if wave.ndim != 1:
             raise ValueError(f"`audio` must be a mono waveform of shape (samples,), got shape {wave.shape}.")
+        check_duration(wave.shape[0], expected, "audio")
         return _check_wave(_pcm_to_float(wave), "audio")
 
 

@@ -325,3 +325,41 @@ def test_fitting_phi_never_writes_into_the_installed_package(tmp_path, capsys):
     assert TokComConfig.from_pretrained(out).performance_model == fit["performance_model"]
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert hashlib.sha256(config.read_bytes()).hexdigest() == before
+
+
+def test_oversized_inputs_are_refused_before_the_expensive_step(tmp_path):
+    """A 13000x13000 PNG killed the Space; a 1 Hz WAV header peaked at 15.5 GiB; a 1,000,000-character question ran
+    433 s. Each is now refused, before decoding or converting, with the argument and the limit named."""
+    import numpy as np
+    from PIL import Image
+    from scipy.io import wavfile
+    from transformers import pipeline
+
+    from tokcom.modeling import media_io
+
+    big = tmp_path / "frames"
+    big.mkdir()
+    Image.new("RGB", (13000, 13000)).save(big / "frame_0.png")  # small file, huge image
+    with pytest.raises(ValueError, match=r"`video` frames are 13000x13000 pixels; at most"):
+        media_io.load_frames(big)
+    with pytest.raises(ValueError, match="at most 4096 are accepted"):
+        media_io.check_frames(np.zeros((5000, 2, 2, 3), np.uint8))
+    wavfile.write(tmp_path / "slow.wav", 1, np.zeros(40000, np.int16))  # the header says 1 Hz
+    with pytest.raises(ValueError, match="sampling rate is 1 Hz"):
+        media_io.read_wav(tmp_path / "slow.wav", sampling_rate=16000)
+    wavfile.write(tmp_path / "long.wav", 8000, np.zeros(8000 * 700, np.int16))
+    with pytest.raises(ValueError, match="lasts 700.0 s"):
+        media_io.read_wav(tmp_path / "long.wav")
+    assert media_io.read_wav(tmp_path / "long.wav", max_duration_s=1.0).waveform.shape == (8000,)  # cropped: fine
+
+    vqa = pipeline("token-comm-vqa", device="cpu")
+    clip = {"video": np.zeros((8, 32, 32, 3), np.uint8), "audio": {"array": np.zeros(16000, np.float32), "sampling_rate": 16000}}
+    with pytest.raises(ValueError, match="`question` has 1,000,000 characters"):
+        vqa({**clip, "question": "is " * 333333 + "x"})
+    with pytest.raises(ValueError, match="`audio` lasts"):
+        vqa({**clip, "audio": {"array": np.zeros(16000 * 601, np.float32), "sampling_rate": 16000}, "question": "is the drum playing?"})
+    with pytest.raises(ValueError, match="pixels"):
+        vqa({**clip, "video": np.zeros((1, 5000, 5000, 3), np.uint8), "question": "is the drum playing?"})
+    # a large but allowed frame is resized one frame at a time and answered
+    out = vqa({**clip, "video": np.zeros((2, 2000, 2000, 3), np.uint8), "question": "is the drum playing?"}, snr_db=10.0)
+    assert out["answer"] and 0.0 < out["score"] <= 1.0
