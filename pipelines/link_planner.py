@@ -23,7 +23,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from tokcom.modeling.link_budget import check_snr_db, dbm_to_w, received_snr_db, resolve_gain, shannon_rate_bps
+from tokcom.modeling.link_budget import MIN_SNR_DB, check_snr_db, dbm_to_w, received_snr_db, resolve_gain, shannon_rate_bps
 from tokcom.modeling.links import Link
 
 from .allocation import METHODS, TEXT_LINK_DEFAULTS, allocate
@@ -186,6 +186,13 @@ def _allocate(config, names, maxima, network, method: str) -> LinkPlan:
                          "snr_db": link["snr_db"], "latency_s": None}  # fmt: skip
         rates[name] = link["rate_bps"]
     records = {name: records[name] for name in names}
+    for name, record in records.items():  # a link budget can give an SNR no link can work at: say which settings
+        if record["snr_db"] < MIN_SNR_DB:
+            where = f"network.{name}" if name in dedicated else f"network (device {name!r})"
+            raise ValueError(
+                f"`{where}` gives the {name} link {record['snr_db']:.1f} dB SNR, below the {MIN_SNR_DB:g} dB floor: "
+                "check its power, bandwidth, distance or gain, and `noise_dbm_per_hz`."
+            )
     return LinkPlan(method=method, records=records, bits_per_token=float(problem["bits_per_token"]), rates_bps=rates)
 
 

@@ -128,6 +128,12 @@ class TokenCommVQAPipeline(Pipeline):
             forward, self._postprocess_params["plan"] = self._link_plan()
             self._forward_params.update(forward)
 
+    def __call__(self, inputs, **kwargs):
+        """Answer one input dict or a list of them (see the class docstring); an empty list is refused."""
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+            raise ValueError("`inputs` is an empty list: give one input dict or a non-empty list of them.")
+        return super().__call__(inputs, **kwargs)
+
     def save_pretrained(self, save_directory, **kwargs):
         """`Pipeline.save_pretrained` (model, tokenizer, feature extractor, `custom_pipelines` in config.json, the
         pipeline code) plus the whole processor (`processor_config.json`), which the base class does not save."""
@@ -330,9 +336,9 @@ def _resolve_processor(model, processor, tokenizer, feature_extractor) -> TokCom
     return processor
 
 
-def _integer(value, field: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"`{field}` must be an integer >= {low}, got {value!r}.")
+def _integer(value, field: str, low: int, high: int = 2**63 - 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError(f"`{field}` must be an integer in [{low}, {high}], got {value!r}.")
     return int(value)
 
 

@@ -363,3 +363,22 @@ def test_oversized_inputs_are_refused_before_the_expensive_step(tmp_path):
     # a large but allowed frame is resized one frame at a time and answered
     out = vqa({**clip, "video": np.zeros((2, 2000, 2000, 3), np.uint8), "question": "is the drum playing?"}, snr_db=10.0)
     assert out["answer"] and 0.0 < out["score"] <= 1.0
+
+
+def test_pipeline_arguments_that_used_to_raise_tracebacks_name_the_argument():
+    import numpy as np
+    from transformers import pipeline
+
+    vqa = pipeline("token-comm-vqa", device="cpu")
+    clip = {"video": np.zeros((8, 32, 32, 3), np.uint8), "question": "is the drum playing?",
+            "audio": {"array": np.zeros(16000, np.float32), "sampling_rate": 16000}}  # fmt: skip
+    network = {"bandwidth_hz": 3e6, "power_dbm": 23.0, "weight": 0.6,
+               "devices": [{"name": "visual", "distance_km": 0.35}, {"name": "audio", "distance_km": 0.45}]}  # fmt: skip
+    for call, match in (
+        (lambda: vqa([]), "`inputs` is an empty list"),  # was IndexError
+        (lambda: vqa(clip, seed=2**70), r"`seed` must be an integer in \[0, "),  # was "Overflow when unpacking"
+        (lambda: vqa(clip, network={**network, "text": {"power_dbm": -200}}), r"`network.text` gives the text link"),
+        (lambda: vqa(clip, network={**network, "noise_dbm_per_hz": 300}), r"network \(device 'visual'\)"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call()
