@@ -450,7 +450,16 @@ class TokComForAVQA(TokComPreTrainedModel):
         """`PreTrainedModel.from_pretrained`; checkpoints written before the [`TokComModel`] split (keys without
         the `tokcom.` prefix) load unchanged."""
         kwargs.setdefault("key_mapping", LEGACY_KEY_MAPPING)
-        return super().from_pretrained(*args, **kwargs)
+        try:
+            return super().from_pretrained(*args, **kwargs)
+        except Exception as error:  # a damaged weights file: say which file, not the deserializer's internals
+            if type(error).__name__ != "SafetensorError":
+                raise
+            source = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+            raise ValueError(
+                f"The weights of {source} (model.safetensors) are damaged or truncated ({error}); re-download or "
+                "re-export the checkpoint."
+            ) from None
 
     @torch.no_grad()
     def _zero_lora_b(self) -> None:

@@ -382,3 +382,22 @@ def test_pipeline_arguments_that_used_to_raise_tracebacks_name_the_argument():
     ):
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_damaged_checkpoints_and_missing_folders_get_one_line_errors(tmp_path):
+    import shutil
+
+    from tokcom.cli import main
+    from tokcom.defaults import default_model_path
+
+    for size in (0, 7, 1_000_000):
+        damaged = tmp_path / f"cut-{size}"
+        shutil.copytree(default_model_path(), damaged)
+        with open(damaged / "model.safetensors", "r+b") as handle:
+            handle.truncate(size)
+        with pytest.raises(ValueError, match=r"model.safetensors\) are damaged or truncated"):
+            TokComForAVQA.from_pretrained(damaged)
+    # `tokcom export --model /nonexistent` was looked up as a Hub repo id
+    assert main(["export", "--model", "/nonexistent", "--output", str(tmp_path / "out")]) == 2
+    assert main(["export", "--model", str(tmp_path / "cut-7"), "--output", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()

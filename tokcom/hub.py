@@ -127,9 +127,12 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     if model is None or str(model) == "default":
         return str(default_model_path())
     path = Path(model)
-    if path.exists() and not (path / "config.json").is_file():
-        raise FileNotFoundError(f"`--model` {path} is a folder without config.json; pass a tokcom checkpoint folder.")
-    return str(model)  # a folder, or a Hub repo id (from_pretrained downloads it when the Hub is reachable)
+    looks_like_path = path.is_absolute() or str(model).startswith((".", "~")) or str(model).count("/") != 1
+    if path.exists() or looks_like_path:
+        if not (path.expanduser() / "config.json").is_file():
+            raise FileNotFoundError(f"`--model` {path} is not a checkpoint folder (no config.json there).")
+        return str(path.expanduser())
+    return str(model)  # OWNER/NAME: a Hub repo id (from_pretrained downloads it when the Hub is reachable)
 
 
 def _evaluation(model_dir: Path, results: str | os.PathLike | None) -> dict | None:
