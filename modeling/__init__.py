@@ -34,6 +34,11 @@ _EXPORTS = {
         "TokenReceiver",
         "sliding_window_pool",
     ),
+    # building blocks of the next families (TaiChi: KAN projector, BAN; UniToCom: diffusion head, coding-modulation)
+    "kan": ("KANLinear", "KANProjector", "b_spline_bases"),
+    "bilateral_attention": ("BilateralAttention", "BilateralAttentionOutput", "pool_tokens"),
+    "diffusion_head": ("DiffusionHead", "diffusion_loss", "sample_tokens"),
+    "channel_coding": ("AdaptiveChannelCoder", "qam_levels"),
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)
