@@ -8,6 +8,15 @@ The two trainings run one after the other on a shared machine: their wall times 
 
     python benchmarks/engine_equivalence.py --old-python /tmp/oldvenv/bin/python --old-pythonpath /tmp/oldpkg \
         --output results/engine_equivalence.json
+
+The older checkout (cff9a6a, the last commit before the engine) as an importable `tokcom`, sharing this venv's
+libraries:
+
+    git worktree add /tmp/old_tokcom cff9a6a
+    mkdir -p /tmp/oldpkg && cp -r /tmp/old_tokcom/tokcom /tmp/oldpkg/tokcom
+    for d in modeling pipelines training spaces; do ln -s /tmp/old_tokcom/$d /tmp/oldpkg/tokcom/$d; done
+    python3 -m venv /tmp/oldvenv && echo "$PWD/.venv/lib/python3.11/site-packages" > \
+        "$(/tmp/oldvenv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/main.pth"
 """
 
 from __future__ import annotations
