@@ -225,7 +225,10 @@ def validate_model_card(path: str | os.PathLike) -> ModelCardData:
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy")
-CREDENTIAL_NAMES = re.compile(r"(^|[_.-])(token|credentials?|secrets?|passwords?|id_rsa|id_ed25519)([_.-]|$)|\.(pem|key|p12)$", re.I)
+# file stems such as `token`, `hf_token`, `aws-credentials`, `secrets`, `id_rsa`; or key/certificate suffixes
+CREDENTIAL_NAMES = re.compile(
+    r"^((.*[_-])?(token|credentials?|secrets?|passwords?)|id_rsa.*|id_ed25519.*)(\.[a-z0-9]+)?$|\.(pem|key|p12)$", re.I
+)
 
 
 def upload_files(folder: Path) -> list[dict]:
