@@ -108,6 +108,13 @@ def default_network() -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+# Physical ranges the solver's numerics are meant for: up to 1 THz of bandwidth and 1 MW (90 dBm) of power; noise
+# densities from well below thermal noise at 290 K (-174 dBm/Hz) to a receiver with a 74 dB noise figure.
+MAX_BANDWIDTH_HZ = 1e12
+MAX_POWER_W = 1e6
+NOISE_DBM_PER_HZ_RANGE = (-220.0, -100.0)
+
+
 def _number(value, field: str, *, low: float | None = None, low_open: bool = False, high: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"`{field}` must be a number, got {value!r}.")
@@ -165,9 +172,13 @@ def build_network(problem: dict) -> tuple[Network, list[str]]:
     for key in ("bandwidth_hz", "weight", "bits_per_token", "devices"):
         if key not in problem:
             raise ValueError(f"`{key}` is missing from the problem.")
-    bandwidth_hz = _number(problem["bandwidth_hz"], "bandwidth_hz", low=0.0)
+    bandwidth_hz = _number(problem["bandwidth_hz"], "bandwidth_hz", low=0.0, high=MAX_BANDWIDTH_HZ)
     power_w = _power_field(problem, "power_w", "power_dbm", "", required=True)
-    noise_dbm_per_hz = _number(problem.get("noise_dbm_per_hz", -174.0), "noise_dbm_per_hz")
+    if power_w > MAX_POWER_W:
+        raise ValueError(f"`power_w`/`power_dbm` must give at most {MAX_POWER_W:g} W (90 dBm), got {power_w!r} W.")
+    noise_dbm_per_hz = _number(
+        problem.get("noise_dbm_per_hz", -174.0), "noise_dbm_per_hz", low=NOISE_DBM_PER_HZ_RANGE[0], high=NOISE_DBM_PER_HZ_RANGE[1]
+    )
     weight = _number(problem["weight"], "weight", low=0.0, high=1.0)
     bits_per_token = _number(problem["bits_per_token"], "bits_per_token", low=0.0, low_open=True)
     devices = problem["devices"]
@@ -183,6 +194,8 @@ def build_network(problem: dict) -> tuple[Network, list[str]]:
         name = device.get("name", f"device{i}")
         if not isinstance(name, str):
             raise ValueError(f"`{where}.name` must be a string, got {name!r}.")
+        if name in names:
+            raise ValueError(f"`{where}.name` {name!r} is used by another device; device names must be unique.")
         names.append(name)
         given = [key for key in ("distance_km", "gain_db", "gain") if key in device]
         if len(given) != 1:

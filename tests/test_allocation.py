@@ -287,3 +287,29 @@ def test_fit_performance_model_recovers_parameters():
 def test_fit_performance_model_rejects_bad_input(tokens, losses, message):
     with pytest.raises(ValueError, match=message):
         fit_performance_model(tokens, losses)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda p: p["devices"].__setitem__(1, {**p["devices"][1], "name": p["devices"][0]["name"]}), r"devices\[1\].name.*unique"),
+        (lambda p: p.update(noise_dbm_per_hz=300.0), "noise_dbm_per_hz"),
+        (lambda p: p.update(bandwidth_hz=1e300), "bandwidth_hz"),
+        (lambda p: (p.pop("power_dbm", None), p.pop("power_w", None), p.update(power_dbm=300.0)), "power_w"),
+    ],
+)
+def test_out_of_range_networks_are_refused_with_the_field_named(change, match):
+    """Two devices with one name, +300 dBm/Hz noise and 1e300 Hz were accepted (or failed deep in the solver)."""
+    problem = default_network()
+    change(problem)
+    with pytest.raises(ValueError, match=match):
+        allocate(problem)
+
+
+def test_allocate_command_refuses_deeply_nested_json(tmp_path, capsys):
+    from tokcom.cli import main
+
+    path = tmp_path / "nested.json"
+    path.write_text("[" * 100000 + "]" * 100000)
+    assert main(["allocate", str(path)]) == 2
+    assert "nests JSON too deeply" in capsys.readouterr().err

@@ -45,6 +45,8 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
         problem = json.loads(problem_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"Problem file {problem_path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError(f"Problem file {problem_path} nests JSON too deeply to be a problem dict.") from None
     result = allocate(problem, method=args.method)
     if args.output:
         write_json_atomic(args.output, result)
