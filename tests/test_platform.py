@@ -378,7 +378,9 @@ def test_pipeline_arguments_that_used_to_raise_tracebacks_name_the_argument():
         (lambda: vqa([]), "`inputs` is an empty list"),  # was IndexError
         (lambda: vqa(clip, seed=2**70), r"`seed` must be an integer in \[0, "),  # was "Overflow when unpacking"
         (lambda: vqa(clip, network={**network, "text": {"power_dbm": -200}}), r"`network.text` gives the text link"),
-        (lambda: vqa(clip, network={**network, "noise_dbm_per_hz": 300}), r"network \(device 'visual'\)"),
+        (lambda: vqa(clip, network={**network, "noise_dbm_per_hz": 300}), "noise_dbm_per_hz"),
+        (lambda: vqa(clip, network={**network, "devices": [{"name": "visual", "distance_km": 1e6}, network["devices"][1]]}),
+         r"network \(device 'visual'\)` gives the visual link"),
     ):
         with pytest.raises(ValueError, match=match):
             call()
