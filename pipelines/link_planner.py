@@ -33,7 +33,6 @@ from .allocation import METHODS, TEXT_LINK_DEFAULTS, allocate
 # 0.4 km is the middle of Table I's device distances, d in [0.3, 0.5] km.
 TEXT_LINK_DEFAULT_DISTANCE_KM = 0.4
 DEDICATED_LINK_KEYS = ("bandwidth_hz", "power_dbm", "power_w", "distance_km", "gain_db", "gain")
-TEXT_LINK_KEYS = DEDICATED_LINK_KEYS  # the older name
 REPORT_FIELDS = ("tokens", "bandwidth_hz", "power_w", "snr_db", "latency_s")
 
 
@@ -257,7 +256,6 @@ __all__ = [
     "LinkPlan",
     "REPORT_FIELDS",
     "TEXT_LINK_DEFAULT_DISTANCE_KM",
-    "TEXT_LINK_KEYS",
     "dedicated_link",
     "plan_links",
 ]

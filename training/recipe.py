@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
-STAGES = ("pretrain_vision", "pretrain_audio", "pretrain_text", "align", "task")  # TokCom's (the default family)
 REQUIRED_STAGE_KEYS = ("steps", "batch_size", "learning_rate")
 
 
@@ -116,4 +115,4 @@ def validate_recipe(recipe: dict) -> None:
         raise ValueError(f"Recipe field `channel.channel_types` must be a non-empty list among {LINK_CHANNEL_TYPES}, got {channel_types!r}.")
 
 
-__all__ = ["RECIPES_DIR", "STAGES", "check_keys", "load_recipe", "validate_recipe"]
+__all__ = ["RECIPES_DIR", "check_keys", "load_recipe", "validate_recipe"]
