@@ -52,8 +52,11 @@ def _quantize(x: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     return levels[0] + index * step
 
 
-def qam_straight_through(reals: torch.Tensor, constellation: str, iterations: int = 24) -> torch.Tensor:
+def qam_straight_through(reals: torch.Tensor, constellation: str, iterations: int = 24,
+                         symbol_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Map unit-energy real pairs `(batch, n, 2)` to the nearest QAM points with per-sample energy <= 1.
+
+    `symbol_mask` `(batch, n)` (1 = sent): energy counts the sent symbols only; unsent ones come out as zeros.
 
     Forward: `q(a x)`, `q` = nearest constellation point per dimension and `a` the largest gain in `[0, 2]` with
     `(1/N) ||q(a x)||^2 <= 1` (bisection; `||q(a x)||` is non-decreasing in `a`). Backward: identity on `a x`
@@ -62,10 +65,12 @@ def qam_straight_through(reals: torch.Tensor, constellation: str, iterations: in
     levels = qam_levels(constellation).to(reals.device)
     x = reals.detach().float()
     dims = tuple(range(1, x.dim()))
-    num_symbols = x[..., 0].flatten(1).shape[1]
+    weights = torch.ones_like(x[..., 0]) if symbol_mask is None else symbol_mask.to(x.device, torch.float32)
+    num_symbols = weights.flatten(1).sum(1).clamp_min(1.0)
 
     def energy(gain):
-        return _quantize(x * gain.view(-1, *([1] * (x.dim() - 1))), levels).pow(2).sum(dims) / num_symbols
+        quantized = _quantize(x * gain.view(-1, *([1] * (x.dim() - 1))), levels)
+        return (quantized.pow(2) * weights.unsqueeze(-1)).sum(dims) / num_symbols
 
     low = torch.zeros(x.shape[0], device=x.device)
     high = torch.full_like(low, 2.0)
@@ -77,7 +82,8 @@ def qam_straight_through(reals: torch.Tensor, constellation: str, iterations: in
         low, high = torch.where(ok, mid, low), torch.where(ok, high, mid)
     scaled = reals * low.view(-1, *([1] * (x.dim() - 1))).to(reals.dtype)
     hard = _quantize(scaled.detach().float(), levels).to(reals.dtype)
-    return scaled + (hard - scaled).detach()
+    out = scaled + (hard - scaled).detach()
+    return out if symbol_mask is None else out * weights.unsqueeze(-1).to(out.dtype)
 
 
 class _FiLMBlock(nn.Module):
@@ -163,31 +169,42 @@ class AdaptiveChannelCoder(nn.Module):
         return self.snr_embed(((snr - 10.0) / 20.0).unsqueeze(-1))
 
     # -- T(.) and R(.) --------------------------------------------------------------------------------------------
-    def encode(self, tokens: torch.Tensor, snr_db, num_symbols_per_token: int, constellation: str | None = None):
+    def encode(self, tokens: torch.Tensor, snr_db, num_symbols_per_token: int, constellation: str | None = None,
+               token_mask: torch.Tensor | None = None):
         r"""T(.) of eq. (1): tokens `(batch, tokens, token_dim)` -> complex64 symbols `(batch, tokens * k)`.
 
         `snr_db` [dB]: number or `(batch,)` tensor. Analog: `(1/N) ||z||^2 = 1` per sample; QAM: points on the grid,
-        `(1/N) ||z||^2 <= 1` per sample.
+        `(1/N) ||z||^2 <= 1` per sample. `token_mask` `(batch, tokens)` (1 = sent): padding tokens get zero symbols
+        and N counts the sent tokens' symbols only, so a sample's symbols do not depend on how it was padded.
         """
         if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or tokens.shape[-1] != self.token_dim:
             shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
             raise ValueError(f"`tokens` must have shape (batch, tokens, {self.token_dim}), got {shape}.")
         key = self._check_rate(num_symbols_per_token)
+        k = int(key)
         constellation = self.constellation if constellation is None else constellation
         _check_constellation(constellation)
         batch, num_tokens, _ = tokens.shape
+        if token_mask is not None and tuple(token_mask.shape) != (batch, num_tokens):
+            raise ValueError(f"`token_mask` must have shape ({batch}, {num_tokens}), got {tuple(token_mask.shape)}.")
         # 1. SNR embedding and the shared FiLM trunk
         embedding = self._snr_embedding(snr_db, batch, tokens.device)
         h = self.encoder_in(tokens.float())
         for block in self.encoder_blocks:
             h = block(h, embedding)
         # 2. rate head: 2k reals per token -> (batch, tokens * k, 2) real pairs
-        reals = self.encoder_heads[key](h).reshape(batch, -1, 2)
+        reals = self.encoder_heads[key](h)
+        num_symbols = torch.full((batch, 1, 1), float(reals.shape[1] * k), device=reals.device)
+        if token_mask is not None:  # padding sends nothing
+            reals = reals * token_mask.to(device=reals.device, dtype=reals.dtype).unsqueeze(-1)
+            num_symbols = token_mask.float().sum(dim=1).clamp_min(1.0).mul(k).view(batch, 1, 1).to(reals.device)
+        reals = reals.reshape(batch, -1, 2)
         # 3. power constraint of eq. (1), (1/N) ||z||^2 = P = 1 per sample
-        reals = reals / reals.pow(2).sum(dim=(1, 2), keepdim=True).div(reals.shape[1]).clamp_min(1e-12).sqrt()
+        reals = reals / reals.pow(2).sum(dim=(1, 2), keepdim=True).div(num_symbols).clamp_min(1e-12).sqrt()
         # 4. optional digital constellation (straight-through)
         if constellation != "analog":
-            reals = qam_straight_through(reals, constellation)
+            symbol_mask = None if token_mask is None else token_mask.to(reals.device).repeat_interleave(k, dim=1)
+            reals = qam_straight_through(reals, constellation, symbol_mask=symbol_mask)
         return torch.view_as_complex(reals.contiguous())
 
     def decode(self, symbols: torch.Tensor, snr_db, num_symbols_per_token: int) -> torch.Tensor:
@@ -215,24 +232,29 @@ class AdaptiveChannelCoder(nn.Module):
         generator: torch.Generator | None = None,
         channel_type: str | None = None,
         constellation: str | None = None,
+        token_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         r"""T -> `TokenChannel` (eq. 2) -> R: tokens `(batch, tokens, token_dim)` -> received tokens, same shape/dtype.
 
         `snr_db` [dB] (number or `(batch,)`) both conditions T/R and sets the channel noise; `channel_type` and
-        `generator` are passed to `channel`.
+        `generator` are passed to `channel`. `token_mask` `(batch, tokens)` (1 = sent): padding is not sent and
+        comes back as zeros.
         """
         if not isinstance(channel, nn.Module) or not hasattr(channel, "channel_type"):  # duck-typed: Hub copies differ
             raise ValueError(f"`channel` must be a TokenChannel, got {type(channel).__name__}.")
         k = int(self._check_rate(num_symbols_per_token))
         # 1. z = T(t), eq. (1)
-        symbols = self.encode(tokens, snr_db, k, constellation=constellation)
+        symbols = self.encode(tokens, snr_db, k, constellation=constellation, token_mask=token_mask)
         batch, num_tokens = tokens.shape[:2]
         # 2. z^ = h z + n, eq. (2): TokenChannel takes real pairs (batch, tokens, 2k)
         pairs = torch.view_as_real(symbols).reshape(batch, num_tokens, 2 * k)
-        received = channel(pairs, snr_db=snr_db, generator=generator, channel_type=channel_type)
+        received = channel(pairs, snr_db=snr_db, generator=generator, channel_type=channel_type, token_mask=token_mask)
         received = torch.view_as_complex(received.float().reshape(batch, -1, 2).contiguous())
         # 3. t^ = R(z^)
-        return self.decode(received, snr_db, k).to(tokens.dtype)
+        decoded = self.decode(received, snr_db, k)
+        if token_mask is not None:
+            decoded = decoded * token_mask.to(device=decoded.device, dtype=decoded.dtype).unsqueeze(-1)
+        return decoded.to(tokens.dtype)
 
 
 __all__ = ["CONSTELLATIONS", "AdaptiveChannelCoder", "qam_levels", "qam_straight_through"]

@@ -194,3 +194,22 @@ def test_learning_snr_rate_and_conditioning(trained):
         lied = evaluate_mse(coder, channel, k, 0.0, told_snr_db=20.0)
         assert lied > 1.1 * mse[k, 0.0], (k, lied, mse[k, 0.0])
     assert math.isfinite(sum(mse.values()))
+
+
+@pytest.mark.parametrize("constellation", ["analog", "qam16"])
+def test_token_mask_makes_a_sample_independent_of_its_padding(constellation):
+    torch.manual_seed(0)
+    coder = AdaptiveChannelCoder(8, symbols_per_token_choices=(4,), hidden_dim=16, constellation=constellation)
+    tokens = torch.randn(1, 3, 8)
+    padded = torch.cat([torch.randn(1, 2, 8), tokens], dim=1)  # two left-padding tokens of garbage
+    mask = torch.tensor([[0, 0, 1, 1, 1]])
+    alone = coder.encode(tokens, 10.0, 4)
+    with_pad = coder.encode(padded, 10.0, 4, token_mask=mask)
+    assert torch.allclose(with_pad[:, 8:], alone, atol=1e-5)
+    assert with_pad[:, :8].abs().max() == 0  # padding sends nothing
+    channel = TokenChannel(channel_type="none")
+    received = coder.transmit(padded, 10.0, 4, channel, token_mask=mask)
+    assert torch.allclose(received[:, 2:], coder.transmit(tokens, 10.0, 4, channel), atol=1e-5)
+    assert received[:, :2].abs().max() == 0
+    with pytest.raises(ValueError, match="token_mask"):
+        coder.encode(padded, 10.0, 4, token_mask=mask[:, :3])
