@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -27,6 +28,11 @@ INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
 MAX_QUESTION_CHARS = 1000  # a question, not a document (a million characters took 433 s and answered '')
 AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")
 _LINK_PARAMETERS = ("snr_db", "network", "method", "num_visual_tokens", "num_audio_tokens")
+
+
+class UnknownWordsWarning(UserWarning):
+    """A question holds words the model's vocabulary does not have: they reach the model as the unknown token, so
+    the answer does not depend on them (and is unreliable)."""
 
 
 class TokenCommVQAPipeline(Pipeline):
@@ -205,6 +211,13 @@ class TokenCommVQAPipeline(Pipeline):
         question_tokens = batch["attention_mask"].sum(dim=1)
         if int(question_tokens[0]) == 0:
             raise ValueError(f"`question` gives no tokens, got {question!r}.")
+        limit = max_question_tokens(self.model.config)
+        if limit is not None and int(question_tokens[0]) > limit:
+            raise ValueError(
+                f"`question` gives {int(question_tokens[0])} tokens; at most {limit} fit in the model's context "
+                "beside the visual, audio and answer tokens: shorten it."
+            )
+        _warn_unknown_words(self.processor.tokenizer, question, batch["input_ids"][0], batch["attention_mask"][0])
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
@@ -336,6 +349,39 @@ def _resolve_processor(model, processor, tokenizer, feature_extractor) -> TokCom
     return processor
 
 
+def max_question_tokens(config) -> int | None:
+    """Question tokens the model can use: its LLM's positions (`text_config.max_position_embeddings`) less the
+    largest visual and audio prompts and the answer budget (`answer_max_new_tokens`); None when the config does not
+    say (no bound is applied then)."""
+    positions = getattr(getattr(config, "text_config", None), "max_position_embeddings", None)
+    if not isinstance(positions, numbers.Integral):
+        return None
+    used = sum(int(getattr(config, key, 0) or 0) for key in ("max_visual_tokens", "max_audio_tokens", "answer_max_new_tokens"))
+    return max(1, int(positions) - used)
+
+
+def _warn_unknown_words(tokenizer, question: str, input_ids, attention_mask) -> None:
+    """`UnknownWordsWarning` naming the share and a few of the question's words that encode to the unknown token."""
+    unk = tokenizer.unk_token_id
+    ids = input_ids[attention_mask.bool()].tolist()
+    unknown = sum(token == unk for token in ids) if unk is not None else 0
+    if not unknown:
+        return
+    try:  # the words themselves, from the fast tokenizer's offsets
+        encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        words = [question[a:b] for token, (a, b) in zip(encoded["input_ids"], encoded["offset_mapping"]) if token == unk]
+    except (NotImplementedError, KeyError, TypeError, ValueError):
+        words = []
+    examples = f" (e.g. {', '.join(repr(w) for w in dict.fromkeys(words[:5]))})" if words else ""
+    warnings.warn(
+        f"{unknown} of {len(ids)} words of the question are not in the model's vocabulary{examples} "
+        f"({unknown / len(ids):.0%}); they reach the model as {tokenizer.unk_token!r}, so the answer cannot depend "
+        "on them.",
+        UnknownWordsWarning,
+        stacklevel=2,
+    )
+
+
 def _integer(value, field: str, low: int, high: int = 2**63 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
         raise ValueError(f"`{field}` must be an integer in [{low}, {high}], got {value!r}.")
@@ -361,4 +407,4 @@ def _read_wav(path, sampling_rate: int) -> np.ndarray:
     return read_wav(path, sampling_rate=sampling_rate, name="audio").waveform
 
 
-__all__ = ["TASK", "TEXT_LINK_DEFAULT_DISTANCE_KM", "TokenCommVQAPipeline"]
+__all__ = ["TASK", "TEXT_LINK_DEFAULT_DISTANCE_KM", "TokenCommVQAPipeline", "UnknownWordsWarning", "max_question_tokens"]

@@ -19,10 +19,14 @@ Environment: `TOKCOM_MODEL` (model folder or repo id, default `./model`), `TOKCO
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
+import logging
 import math
 import os
+import re
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -37,6 +41,7 @@ from PIL import Image  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+logger = logging.getLogger("tokcom.space")
 
 
 def _load_media_io():
@@ -109,7 +114,7 @@ def read_frames(paths: list[str]) -> np.ndarray:
     except ValueError as error:
         if "same size" in str(error):
             raise gr.Error("All frames must have the same size.") from None
-        raise gr.Error(f"A frame is not a readable image: {error}") from None
+        raise gr.Error(f"A frame is not a readable image: {friendly_message(error)}") from None
 
 
 def read_audio(path: str) -> tuple[np.ndarray, int]:
@@ -172,6 +177,50 @@ def snr_plot(curves: dict, channel: str, snr_db: float):
     return figure
 
 
+GENERIC_ERROR = "Something went wrong while answering; the error was logged on the server. Try other inputs."
+_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/][^\s'\"`,;:()]*[\\/]([^\s'\"`,;:()\\/]+)")
+
+
+def friendly_message(error: BaseException) -> str:
+    """One line for the user from one of our input checks' `ValueError`/`FileNotFoundError`: its first line, with
+    server paths (an upload's temporary folder) cut to the file's name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return _PATH.sub(r"\1", lines[0]) if lines else "The input was refused."
+
+
+def friendly(fn):
+    """`fn` as a Gradio handler that shows users a one-line message instead of raw exception text: `gr.Error`s pass
+    through; `ValueError`/`FileNotFoundError` (the pipeline's and media reader's input checks, which name what was
+    wrong and what is allowed) become a `gr.Error` with their first line; anything else is logged here with its
+    traceback and shown as `GENERIC_ERROR`."""
+
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (ValueError, FileNotFoundError) as error:
+            raise gr.Error(friendly_message(error)) from None
+        except Exception:
+            logger.exception("the Space's %s failed", getattr(fn, "__name__", "handler"))
+            raise gr.Error(GENERIC_ERROR) from None
+
+    return handler
+
+
+def ask(vqa, clip: dict, **call) -> dict:
+    """`vqa(clip, **call)`, showing the pipeline's warnings about the question (words the model does not know) to
+    the user as `gr.Warning`s."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = vqa(clip, **call)
+    for warning in caught:
+        if warning.category.__name__ == "UnknownWordsWarning":
+            gr.Warning(str(warning.message))
+    return out
+
+
 def _check_range(value, name: str, low: float, high: float) -> float:
     if value is None or not (low <= float(value) <= high):
         raise gr.Error(f"{name} must be between {low:g} and {high:g} (got {value}).")
@@ -227,7 +276,7 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
                     {"name": "audio", "distance_km": _check_range(audio_km, "Audio device distance [km]", *DISTANCE_RANGE_KM)},
                 ],
             }  # fmt: skip
-            out = vqa(clip, network=network, **call)
+            out = ask(vqa, clip, network=network, **call)
             marked_snr = out["transmission"]["visual"]["snr_db"]
         else:
             snr = _check_range(snr_db, "SNR [dB]", *SNR_RANGE_DB)
@@ -236,7 +285,7 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
                 num_visual_tokens=int(_check_range(visual_tokens, "Visual tokens", 1, max_visual)),
                 num_audio_tokens=int(_check_range(audio_tokens, "Audio tokens", 1, max_audio)),
             )
-            out = vqa(clip, **call)
+            out = ask(vqa, clip, **call)
             marked_snr = snr
         plot_snr = min(max(marked_snr, SNR_RANGE_DB[0]), SNR_RANGE_DB[1]) if math.isfinite(marked_snr) else SNR_RANGE_DB[1]
         return out["answer"], f"{out['score']:.3f}", report_markdown(out), snr_plot(curves, CHANNELS[channel], plot_snr)
@@ -277,11 +326,11 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
                 score_box = gr.Textbox(label="Score (probability of the answer)", interactive=False, elem_id="score")
                 report = gr.Markdown(elem_id="report")
             plot = gr.Plot(label="Accuracy vs SNR", elem_id="plot")
-        sample.change(sample_media, sample, [frames_view, audio, question])
-        demo.load(sample_media, sample, [frames_view, audio, question])
+        sample.change(friendly(sample_media), sample, [frames_view, audio, question])
+        demo.load(friendly(sample_media), sample, [frames_view, audio, question])
         inputs = [sample, frame_files, audio, question, channel, snr, mode, visual_tokens, audio_tokens,
                   bandwidth, power, visual_km, audio_km, seed]  # fmt: skip
-        submit.click(answer, inputs, [answer_box, score_box, report, plot], api_name="answer", concurrency_limit=1)
+        submit.click(friendly(answer), inputs, [answer_box, score_box, report, plot], api_name="answer", concurrency_limit=1)
     return demo.queue(default_concurrency_limit=1, max_size=32)
 
 
@@ -289,6 +338,5 @@ if __name__ == "__main__":
     build_demo().launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-        share=False,
-        show_error=True,
+        share=False,  # no `show_error`: users see `friendly` one-line messages, never raw exception text
     )
