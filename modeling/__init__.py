@@ -34,11 +34,28 @@ _EXPORTS = {
         "TokenReceiver",
         "sliding_window_pool",
     ),
+    "configuration_taichi": ("TaiChiConfig",),
+    "modeling_taichi": (
+        "TaiChiForConditionalGeneration",
+        "TaiChiGenerateOutput",
+        "TaiChiOutput",
+        "TaiChiPreTrainedModel",
+    ),
+    "lora": ("attach_lora", "zero_lora_b"),
+    "decoding": ("sequence_probability",),
     # building blocks of the next families (TaiChi: KAN projector, BAN; UniToCom: diffusion head, coding-modulation)
     "kan": ("KANLinear", "KANProjector", "b_spline_bases"),
     "bilateral_attention": ("BilateralAttention", "BilateralAttentionOutput", "pool_tokens"),
     "diffusion_head": ("DiffusionHead", "diffusion_loss", "sample_tokens"),
     "channel_coding": ("AdaptiveChannelCoder", "qam_levels"),
+    "configuration_unitocom": ("UniToComTokenizerConfig",),
+    "tokenization_unitocom": (
+        "UniToComTokenizerModel",
+        "UniToComTokenizerOutput",
+        "UniToComTokenizerPreTrainedModel",
+        "griffin_lim",
+        "log_mel_spectrogram",
+    ),
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

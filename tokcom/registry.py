@@ -65,6 +65,15 @@ FAMILIES: dict[str, Family] = {
         space_samples="tokcom.space.write_samples",
         paper="tokcom-avqa-letter.txt",
     ),
+    "unitocom_tokenizer": Family(  # UniToCom's per-modality sigma-GenIB / VAE tokenizers with their adaptive link
+        name="unitocom_tokenizer",
+        model_type="unitocom_tokenizer",
+        config_class="tokcom.modeling.configuration_unitocom.UniToComTokenizerConfig",
+        model_class="tokcom.modeling.tokenization_unitocom.UniToComTokenizerModel",
+        auto_classes=("AutoModel",),
+        stages_module="tokcom.training.stages_unitocom_tokenizer",
+        paper="unitocom-genib.txt",
+    ),
 }
 
 TASKS: dict[str, Task] = {
