@@ -34,6 +34,15 @@ _EXPORTS = {
         "TokenReceiver",
         "sliding_window_pool",
     ),
+    "configuration_taichi": ("TaiChiConfig",),
+    "modeling_taichi": (
+        "TaiChiForConditionalGeneration",
+        "TaiChiGenerateOutput",
+        "TaiChiOutput",
+        "TaiChiPreTrainedModel",
+    ),
+    "lora": ("attach_lora", "zero_lora_b"),
+    "decoding": ("sequence_probability",),
     # building blocks of the next families (TaiChi: KAN projector, BAN; UniToCom: diffusion head, coding-modulation)
     "kan": ("KANLinear", "KANProjector", "b_spline_bases"),
     "bilateral_attention": ("BilateralAttention", "BilateralAttentionOutput", "pool_tokens"),

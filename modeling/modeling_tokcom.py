@@ -22,16 +22,15 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, inject_adapter_in_model
-from peft.tuners.lora import LoraLayer
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, GenerationConfig, PreTrainedModel
-from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .channel import TokenChannel
 from .configuration_tokcom import LINKS, MODALITIES, TokComConfig
+from .decoding import sequence_probability
 from .links import Link, resolve_links
+from .lora import attach_lora, zero_lora_b
 
 # checkpoints written before the TokComModel / TokComForAVQA split kept the links' modules at the top level
 LEGACY_KEY_MAPPING = {
@@ -421,13 +420,8 @@ class TokComForAVQA(TokComPreTrainedModel):
         # foundation model W (eq. 8) with a LoRA adapter (eq. 11)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         if config.use_lora:
-            lora = LoraConfig(
-                r=config.lora_r,
-                lora_alpha=config.lora_alpha,
-                lora_dropout=config.lora_dropout,
-                target_modules=list(config.lora_target_modules),
-            )
-            inject_adapter_in_model(lora, self.language_model)
+            attach_lora(self.language_model, config.lora_r, config.lora_alpha, config.lora_dropout,
+                        config.lora_target_modules)  # fmt: skip
         self.tokcom.set_text_embeddings(self.language_model.get_input_embeddings())
         self.post_init()
         self._zero_lora_b()
@@ -463,12 +457,7 @@ class TokComForAVQA(TokComPreTrainedModel):
 
     @torch.no_grad()
     def _zero_lora_b(self) -> None:
-        # peft starts every adapter as the identity (lora_B = 0, eq. 11), but the LLM's own Linear init in
-        # `post_init` redraws lora_B at random; `init.zeros_` leaves weights loaded from a checkpoint untouched.
-        for module in self.language_model.modules():
-            if isinstance(module, LoraLayer):
-                for adapter in module.lora_B.values():
-                    init.zeros_(adapter.weight)
+        zero_lora_b(self.language_model)  # every adapter starts as the identity (eq. 11)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -614,16 +603,8 @@ class TokComForAVQA(TokComPreTrainedModel):
             max_new_tokens=max_new_tokens or self.config.answer_max_new_tokens,
             do_sample=False, num_beams=1, output_scores=True, return_dict_in_generate=True, **link_arguments,
         )  # fmt: skip
-        sequences = out.sequences
-        eos_token_id = self.config.text_config.eos_token_id
-        log_score = torch.zeros(sequences.shape[0], device=sequences.device)
-        finished = torch.zeros_like(log_score, dtype=torch.bool)
-        for step, step_scores in enumerate(out.scores):
-            chosen = sequences[:, step]
-            step_log_prob = step_scores.float().log_softmax(dim=-1).gather(1, chosen[:, None]).squeeze(1)
-            log_score = log_score + torch.where(finished, torch.zeros_like(step_log_prob), step_log_prob)
-            finished = finished | (chosen == eos_token_id)
-        return TokComAnswerOutput(sequences=sequences, scores=log_score.exp())
+        scores = sequence_probability(out.sequences, out.scores, self.config.text_config.eos_token_id)
+        return TokComAnswerOutput(sequences=out.sequences, scores=scores)
 
     # ------------------------------------------------------------------ loading the paper's backbones
 

@@ -65,6 +65,14 @@ FAMILIES: dict[str, Family] = {
         space_samples="tokcom.space.write_samples",
         paper="tokcom-avqa-letter.txt",
     ),
+    "taichi": Family(  # TaiChi: dual visual tokenizers, BAN, KAN projector, an LLM split across the link
+        name="taichi",
+        model_type="taichi",
+        config_class="tokcom.modeling.configuration_taichi.TaiChiConfig",
+        model_class="tokcom.modeling.modeling_taichi.TaiChiForConditionalGeneration",
+        auto_classes=("AutoModel", "AutoModelForImageTextToText"),
+        paper="taichi-vlm-tokencom.txt",
+    ),
     "unitocom_tokenizer": Family(  # UniToCom's per-modality sigma-GenIB / VAE tokenizers with their adaptive link
         name="unitocom_tokenizer",
         model_type="unitocom_tokenizer",
