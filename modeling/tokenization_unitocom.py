@@ -184,51 +184,54 @@ class UniToComTokenizerOutput(ModelOutput):
 # ---------------------------------------------------------------------------------------------
 
 
-def _transformer(config: UniToComTokenizerConfig, num_layers: int) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(
-        config.hidden_size, config.num_attention_heads, config.intermediate_size, dropout=0.0, activation="gelu",
-        batch_first=True, norm_first=True,
-    )  # fmt: skip
-    return nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(config.hidden_size), enable_nested_tensor=False)
+class _QueryTransformer(nn.Module):
+    """Inputs `(batch, num_inputs, in_dim)` (plus learned positions) and `num_queries` learned queries -> one
+    Transformer over both -> the queries' outputs `(batch, num_queries, hidden_size)`."""
+
+    def __init__(self, config: UniToComTokenizerConfig, in_dim: int, num_inputs: int, num_queries: int, num_layers: int):
+        super().__init__()
+        self.num_inputs = num_inputs
+        self.embed = nn.Linear(in_dim, config.hidden_size)
+        self.input_positions = nn.Parameter(torch.zeros(1, num_inputs, config.hidden_size))
+        self.queries = nn.Parameter(torch.zeros(1, num_queries, config.hidden_size))
+        layer = nn.TransformerEncoderLayer(
+            config.hidden_size, config.num_attention_heads, config.intermediate_size, dropout=0.0, activation="gelu",
+            batch_first=True, norm_first=True,
+        )  # fmt: skip
+        self.transformer = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(config.hidden_size),
+                                                 enable_nested_tensor=False)  # fmt: skip
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        h = self.embed(inputs) + self.input_positions
+        h = torch.cat([h, self.queries.expand(h.shape[0], -1, -1)], dim=1)
+        return self.transformer(h)[:, self.num_inputs :]
 
 
-class UniToComTokenEncoder(nn.Module):
-    """F_alpha: patches `(batch, num_patches, patch_dim)` -> mu (and the VAE's log-variance) `(batch, S_m, d)`."""
+class UniToComTokenEncoder(_QueryTransformer):
+    """F_alpha: patches `(batch, num_patches, patch_dim)` -> mu (and the VAE's log-variance) `(batch, S_m, d)`; one
+    learned query per token (a 1-D tokenizer)."""
 
     def __init__(self, config: UniToComTokenizerConfig):
-        super().__init__()
-        self.num_patches = config.num_patches
-        self.patch_embed = nn.Linear(config.patch_dim, config.hidden_size)
-        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_patches, config.hidden_size))
-        self.latent_queries = nn.Parameter(torch.zeros(1, config.num_tokens, config.hidden_size))
-        self.transformer = _transformer(config, config.num_encoder_layers)
+        super().__init__(config, config.patch_dim, config.num_patches, config.num_tokens, config.num_encoder_layers)
         self.to_mean = nn.Linear(config.hidden_size, config.token_dim)
         self.to_logvar = nn.Linear(config.hidden_size, config.token_dim) if config.bottleneck == "vae" else None
 
     def forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        h = self.patch_embed(patches) + self.position_embeddings
-        h = torch.cat([h, self.latent_queries.expand(h.shape[0], -1, -1)], dim=1)
-        latent = self.transformer(h)[:, self.num_patches :]
+        latent = super().forward(patches)
         logvar = None if self.to_logvar is None else self.to_logvar(latent).clamp(*LOGVAR_RANGE)
         return self.to_mean(latent), logvar
 
 
-class UniToComTokenDecoder(nn.Module):
-    """F_beta: tokens `(batch, S_m, d)` -> patches `(batch, num_patches, patch_dim)` (normalized units)."""
+class UniToComTokenDecoder(_QueryTransformer):
+    """F_beta: tokens `(batch, S_m, d)` -> patches `(batch, num_patches, patch_dim)` (normalized units); one
+    learned query per patch."""
 
     def __init__(self, config: UniToComTokenizerConfig):
-        super().__init__()
-        self.num_tokens = config.num_tokens
-        self.token_embed = nn.Linear(config.token_dim, config.hidden_size)
-        self.token_positions = nn.Parameter(torch.zeros(1, config.num_tokens, config.hidden_size))
-        self.patch_queries = nn.Parameter(torch.zeros(1, config.num_patches, config.hidden_size))
-        self.transformer = _transformer(config, config.num_decoder_layers)
+        super().__init__(config, config.token_dim, config.num_tokens, config.num_patches, config.num_decoder_layers)
         self.to_patch = nn.Linear(config.hidden_size, config.patch_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        h = self.token_embed(tokens) + self.token_positions
-        h = torch.cat([h, self.patch_queries.expand(h.shape[0], -1, -1)], dim=1)
-        return self.to_patch(self.transformer(h)[:, self.num_tokens :])
+        return self.to_patch(super().forward(tokens))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,12 +249,9 @@ class UniToComTokenizerPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, UniToComTokenEncoder):
-            init.normal_(module.position_embeddings, std=std)
-            init.normal_(module.latent_queries, std=std)
-        elif isinstance(module, UniToComTokenDecoder):
-            init.normal_(module.token_positions, std=std)
-            init.normal_(module.patch_queries, std=std)
+        if isinstance(module, _QueryTransformer):
+            init.normal_(module.input_positions, std=std)
+            init.normal_(module.queries, std=std)
 
 
 class UniToComTokenizerModel(UniToComTokenizerPreTrainedModel):

@@ -236,3 +236,18 @@ def test_recipe_checks_family_keys():
     recipe["model"]["num_tokenz"] = 3
     with pytest.raises(ValueError, match="num_tokenz"):
         validate_recipe(recipe)
+
+
+def test_spoken_log_mels_feed_the_audio_tokenizer(tmp_path):
+    import numpy as np
+
+    from tokcom.training.stages_unitocom_tokenizer import crop_log_mels, spoken_log_mels
+
+    config = UniToComTokenizerConfig.tiny(modality="audio", **SMALL)
+    mels = spoken_log_mels(config, 3, num_speakers=2, seed=0, cache_dir=tmp_path)
+    assert len(mels) == 3 and all(m.shape[0] >= config.num_frames and m.shape[1] == config.num_mel_bins for m in mels)
+    assert all(torch.isfinite(m).all() and m.max() > -60 for m in mels)  # speech, not the -100 dB floor
+    crops = crop_log_mels(mels, [0, 2, 2], np.random.default_rng(0), config.num_frames)
+    assert crops.shape == (3, config.num_frames, config.num_mel_bins)
+    out = UniToComTokenizerModel(config)(input_features=crops, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(out.loss)

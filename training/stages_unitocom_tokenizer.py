@@ -33,13 +33,20 @@ TOKENIZER_PREFIXES = ("encoder.", "decoder.")  # F_alpha, F_beta
 LINK_PREFIXES = ("link.",)  # T, R
 
 
+_RENDERED: dict[tuple, torch.Tensor] = {}  # (image_size, count, seed) -> images: one render per process
+
+
 def shapes_images(config: UniToComTokenizerConfig, count: int, seed=0) -> torch.Tensor:
-    """`count` shapes-world images `(count, 3, image_size, image_size)` uint8, rendered at 2x and block-averaged."""
+    """`count` shapes-world images `(count, 3, image_size, image_size)` uint8, rendered at 2x and block-averaged
+    (remembered per process: several tokenizers trained in one run share one render)."""
     from tokcom.training.data.shapes_render import ShapesWorldConfig, generate_shapes_scenes
 
-    world = ShapesWorldConfig(image_size=2 * config.image_size, low_res_size=config.image_size)
-    scenes = generate_shapes_scenes(count, seed, world)
-    return torch.from_numpy(np.ascontiguousarray(scenes.low_res().transpose(0, 3, 1, 2)))
+    key = (config.image_size, int(count), int(seed))
+    if key not in _RENDERED:
+        world = ShapesWorldConfig(image_size=2 * config.image_size, low_res_size=config.image_size)
+        scenes = generate_shapes_scenes(count, seed, world)
+        _RENDERED[key] = torch.from_numpy(np.ascontiguousarray(scenes.low_res().transpose(0, 3, 1, 2)))
+    return _RENDERED[key]
 
 
 def spoken_log_mels(config: UniToComTokenizerConfig, count: int, num_speakers: int = 4, seed=0,
