@@ -8,6 +8,7 @@ each modality's token length come either from the caller (`snr_db=...`) or from 
 
 from __future__ import annotations
 
+import collections.abc
 import math
 import numbers
 import os
@@ -15,7 +16,9 @@ import warnings
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 from transformers import AutoFeatureExtractor, AutoTokenizer, Pipeline
+from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from tokcom.modeling.links import LINK_CHANNEL_TYPES as CHANNEL_TYPES
 from tokcom.modeling.media_io import check_duration, check_waveform, load_frames, pcm_to_float, read_wav
@@ -189,6 +192,29 @@ class TokenCommVQAPipeline(Pipeline):
         return {"links": plan.links}, plan
 
     def preprocess(self, inputs) -> dict:
+        """One input dict -> the model's inputs (a batch of one): `read_input`, then `featurize`."""
+        return self.featurize([self.read_input(inputs)])
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        """With `batch_size > 1`: each input is checked and read on its own (`read_input`), and each batch is
+        featurized at once (`featurize` as the DataLoader's `collate_fn`: one tokenizer call, the frames of every
+        video in one tensor, every clip's filterbank in one torch computation), instead of the base class's
+        per-input preprocessing and padding collation. The answers are the same as one input at a time."""
+        if batch_size == 1:
+            return super().get_iterator(
+                inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
+            )
+        if isinstance(inputs, collections.abc.Sized):
+            dataset = PipelineDataset(inputs, self.read_input, preprocess_params)
+        else:
+            dataset, num_workers = PipelineIterator(inputs, self.read_input, preprocess_params), min(num_workers, 1)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=self.featurize)
+        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+
+    def read_input(self, inputs) -> dict:
+        """One input dict, checked -> `{"video": uint8 (frames, H, W, 3), "audio": float32 (samples,) at the
+        processor's rate, "question": str}` (files read, nothing featurized yet)."""
         if not isinstance(inputs, dict):
             raise ValueError(
                 f"Each input must be a dict with 'video', 'audio' and 'question', got {type(inputs).__name__}."
@@ -206,18 +232,29 @@ class TokenCommVQAPipeline(Pipeline):
             raise ValueError(f"`question` has {len(question):,} characters; at most {MAX_QUESTION_CHARS} are accepted.")
         video = _load_video(inputs["video"])
         audio = self._load_audio(inputs["audio"], inputs.get("sampling_rate"))
+        return {"video": video, "audio": audio, "question": question}
+
+    def featurize(self, items: list) -> dict:
+        """`read_input` results -> the model's inputs for them as one batch (the processor's tensors and each
+        question's token count); questions over the model's context are refused, unknown words warned about."""
+        questions = [item["question"] for item in items]
         rate = self.processor.feature_extractor.sampling_rate
-        batch = self.processor(text=[question], videos=[video], audio=[audio], sampling_rate=rate)
+        batch = self.processor(
+            text=questions, videos=[item["video"] for item in items], audio=[item["audio"] for item in items],
+            sampling_rate=rate,
+        )  # fmt: skip
         question_tokens = batch["attention_mask"].sum(dim=1)
-        if int(question_tokens[0]) == 0:
-            raise ValueError(f"`question` gives no tokens, got {question!r}.")
         limit = max_question_tokens(self.model.config)
-        if limit is not None and int(question_tokens[0]) > limit:
-            raise ValueError(
-                f"`question` gives {int(question_tokens[0])} tokens; at most {limit} fit in the model's context "
-                "beside the visual, audio and answer tokens: shorten it."
-            )
-        _warn_unknown_words(self.processor.tokenizer, question, batch["input_ids"][0], batch["attention_mask"][0])
+        for row, question in enumerate(questions):
+            count = int(question_tokens[row])
+            if count == 0:
+                raise ValueError(f"`question` gives no tokens, got {question!r}.")
+            if limit is not None and count > limit:
+                raise ValueError(
+                    f"`question` gives {count} tokens; at most {limit} fit in the model's context beside the visual, "
+                    "audio and answer tokens: shorten it."
+                )
+            _warn_unknown_words(self.processor.tokenizer, question, batch["input_ids"][row], batch["attention_mask"][row])
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
@@ -363,10 +400,10 @@ def max_question_tokens(config) -> int | None:
 def _warn_unknown_words(tokenizer, question: str, input_ids, attention_mask) -> None:
     """`UnknownWordsWarning` naming the share and a few of the question's words that encode to the unknown token."""
     unk = tokenizer.unk_token_id
-    ids = input_ids[attention_mask.bool()].tolist()
-    unknown = sum(token == unk for token in ids) if unk is not None else 0
-    if not unknown:
+    if unk is None or not bool(((input_ids == unk) & attention_mask.bool()).any()):
         return
+    ids = input_ids[attention_mask.bool()].tolist()
+    unknown = sum(token == unk for token in ids)
     try:  # the words themselves, from the fast tokenizer's offsets
         encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
         words = [question[a:b] for token, (a, b) in zip(encoded["input_ids"], encoded["offset_mapping"]) if token == unk]

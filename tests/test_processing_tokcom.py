@@ -51,3 +51,22 @@ def test_processor_bad_inputs(processor):
         processor(text=["two"], images=[1])
     with pytest.raises(ValueError, match="max_vocab_size"):
         build_word_tokenizer([" ".join(f"w{i}" for i in range(300))])
+
+
+def test_torch_filterbanks_equal_the_ast_extractor_for_a_whole_batch():
+    """The processor's batched torch filterbank (issue 17, throughput) gives ASTFeatureExtractor's numpy-path
+    features to float32 rounding, for any length (cut at max_length frames, zero rows after short clips), silence,
+    a DC offset and full-scale noise."""
+    from tokcom.modeling.processing_tokcom import ast_filterbanks
+
+    extractor = default_feature_extractor()
+    rng = np.random.default_rng(0)
+    waves = [rng.standard_normal(n).astype(np.float32) * 0.3 for n in (16000, 15999, 400, 559, 8000, 20000, 100000)]
+    waves += [np.zeros(16000, np.float32), (0.5 + 1e-3 * np.sin(np.arange(16000) * 0.01)).astype(np.float32),
+              np.clip(rng.standard_normal(16000), -1, 1).astype(np.float32)]  # fmt: skip
+    reference = extractor(waves, sampling_rate=16000, return_tensors="pt")["input_values"]
+    batched = ast_filterbanks(waves, extractor)
+    assert batched.shape == reference.shape == (len(waves), 98, 64) and batched.dtype == torch.float32
+    assert (batched - reference).abs().max() < 1e-5
+    one_by_one = torch.cat([ast_filterbanks([wave], extractor) for wave in waves])
+    assert (one_by_one - batched).abs().max() < 1e-6  # a clip's features hardly depend on its batch (float32 sums)
