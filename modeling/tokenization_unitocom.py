@@ -2,9 +2,9 @@ r"""UniToCom's tokenizers (Sec. III of `unitocom-genib.txt`): sigma-GenIB and th
 modality (image, audio log-mel), with the adaptive channel coding-modulation of eqs. (1)-(2) and Algorithm 1's loss.
 
 `UniToComTokenizerModel` holds
-- F_alpha (`UniToComTokenEncoder`): input patches + S_m learned latent queries -> Transformer -> the means `mu` of
-  S_m continuous tokens `(batch, S_m, token_dim)` (and, for the VAE, their log-variances);
-- F_beta (`UniToComTokenDecoder`): tokens + one learned query per patch -> Transformer -> the patches;
+- F_alpha (`UniToComTokenEncoder`): input patches -> Transformer -> learned resampling onto S_m positions -> the
+  means `mu` of S_m continuous tokens `(batch, S_m, token_dim)` (and, for the VAE, their log-variances);
+- F_beta (`UniToComTokenDecoder`): tokens -> learned resampling onto the patch positions -> Transformer -> patches;
 - T/R (`AdaptiveChannelCoder`, SNR- and rate-adaptive, analog or QAM) around the one `TokenChannel`.
 
 sigma-GenIB (eqs. 12-14), with `p_alpha(t|x) = N(t | mu, sigma^2 I)`:
@@ -184,16 +184,12 @@ class UniToComTokenizerOutput(ModelOutput):
 # ---------------------------------------------------------------------------------------------
 
 
-class _QueryTransformer(nn.Module):
-    """Inputs `(batch, num_inputs, in_dim)` (plus learned positions) and `num_queries` learned queries -> one
-    Transformer over both -> the queries' outputs `(batch, num_queries, hidden_size)`."""
+class _PatchTransformer(nn.Module):
+    """A pre-norm Transformer over the `num_patches` patch positions (learned position embeddings added first)."""
 
-    def __init__(self, config: UniToComTokenizerConfig, in_dim: int, num_inputs: int, num_queries: int, num_layers: int):
+    def __init__(self, config: UniToComTokenizerConfig, num_layers: int):
         super().__init__()
-        self.num_inputs = num_inputs
-        self.embed = nn.Linear(in_dim, config.hidden_size)
-        self.input_positions = nn.Parameter(torch.zeros(1, num_inputs, config.hidden_size))
-        self.queries = nn.Parameter(torch.zeros(1, num_queries, config.hidden_size))
+        self.positions = nn.Parameter(torch.zeros(1, config.num_patches, config.hidden_size))
         layer = nn.TransformerEncoderLayer(
             config.hidden_size, config.num_attention_heads, config.intermediate_size, dropout=0.0, activation="gelu",
             batch_first=True, norm_first=True,
@@ -201,37 +197,48 @@ class _QueryTransformer(nn.Module):
         self.transformer = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(config.hidden_size),
                                                  enable_nested_tensor=False)  # fmt: skip
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        h = self.embed(inputs) + self.input_positions
-        h = torch.cat([h, self.queries.expand(h.shape[0], -1, -1)], dim=1)
-        return self.transformer(h)[:, self.num_inputs :]
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.transformer(h + self.positions)
 
 
-class UniToComTokenEncoder(_QueryTransformer):
-    """F_alpha: patches `(batch, num_patches, patch_dim)` -> mu (and the VAE's log-variance) `(batch, S_m, d)`; one
-    learned query per token (a 1-D tokenizer)."""
+class UniToComTokenEncoder(nn.Module):
+    """F_alpha: patches `(batch, num_patches, patch_dim)` -> Transformer over the patches -> a learned linear map of
+    the patch axis onto S_m token positions -> mu (and the VAE's log-variance) `(batch, S_m, token_dim)`.
+
+    (A 1-D tokenizer: any S_m, independent of the patch grid. Learned latent queries attending to the patches
+    (TiTok-style) were tried first: on this CPU budget they stayed near the mean image; the linear resampling
+    learns several times faster and costs the same for every S_m.)
+    """
 
     def __init__(self, config: UniToComTokenizerConfig):
-        super().__init__(config, config.patch_dim, config.num_patches, config.num_tokens, config.num_encoder_layers)
+        super().__init__()
+        self.embed = nn.Linear(config.patch_dim, config.hidden_size)
+        self.body = _PatchTransformer(config, config.num_encoder_layers)
+        self.to_tokens = nn.Linear(config.num_patches, config.num_tokens)  # over the sequence axis
         self.to_mean = nn.Linear(config.hidden_size, config.token_dim)
         self.to_logvar = nn.Linear(config.hidden_size, config.token_dim) if config.bottleneck == "vae" else None
 
     def forward(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        latent = super().forward(patches)
+        h = self.body(self.embed(patches))  # (batch, num_patches, hidden)
+        latent = self.to_tokens(h.transpose(1, 2)).transpose(1, 2)  # (batch, S_m, hidden)
         logvar = None if self.to_logvar is None else self.to_logvar(latent).clamp(*LOGVAR_RANGE)
         return self.to_mean(latent), logvar
 
 
-class UniToComTokenDecoder(_QueryTransformer):
-    """F_beta: tokens `(batch, S_m, d)` -> patches `(batch, num_patches, patch_dim)` (normalized units); one
-    learned query per patch."""
+class UniToComTokenDecoder(nn.Module):
+    """F_beta: tokens `(batch, S_m, token_dim)` -> a learned linear map of the token axis onto the patch positions
+    -> Transformer over the patches -> patches `(batch, num_patches, patch_dim)` (normalized units)."""
 
     def __init__(self, config: UniToComTokenizerConfig):
-        super().__init__(config, config.token_dim, config.num_tokens, config.num_patches, config.num_decoder_layers)
+        super().__init__()
+        self.embed = nn.Linear(config.token_dim, config.hidden_size)
+        self.to_patches = nn.Linear(config.num_tokens, config.num_patches)  # over the sequence axis
+        self.body = _PatchTransformer(config, config.num_decoder_layers)
         self.to_patch = nn.Linear(config.hidden_size, config.patch_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.to_patch(super().forward(tokens))
+        h = self.to_patches(self.embed(tokens).transpose(1, 2)).transpose(1, 2)  # (batch, num_patches, hidden)
+        return self.to_patch(self.body(h))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,9 +256,8 @@ class UniToComTokenizerPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, _QueryTransformer):
-            init.normal_(module.input_positions, std=std)
-            init.normal_(module.queries, std=std)
+        if isinstance(module, _PatchTransformer):
+            init.normal_(module.positions, std=std)
 
 
 class UniToComTokenizerModel(UniToComTokenizerPreTrainedModel):
