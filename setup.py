@@ -29,6 +29,7 @@ INSTALL_REQUIRES = [
     "huggingface_hub>=1.0,<3",
     "diffusers==0.42.1",
     "evaluate==0.4.6",
+    "torchmetrics==1.9.0",  # caption BLEU (TaiChi), FID (UniToCom)
     "gradio==6.31.0",
     "scipy>=1.13,<2",
     "numpy>=1.26,<3",

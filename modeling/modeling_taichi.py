@@ -231,21 +231,26 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
     ) -> torch.Tensor:
         """Z_v of eq. (11): HR image `(batch, 3, H, H)` (and optionally the LR view) -> `(batch, n_v, d)`, with
         `n_v` at most `num_tokens` (the fused grid pooled to the budget; default `max_visual_tokens`)."""
+        config = self.config
+        coarse, fine = self.tokenize_image(pixel_values, pixel_values_lr)
+        tokens = coarse if self.ban is None else self.ban(coarse, fine, config.coarse_grid, config.fine_grid).fused
+        budget = config.max_visual_tokens if num_tokens is None else num_tokens
+        tokens, _ = pool_tokens(tokens, config.coarse_grid, budget)  # V of eq. 7, pooled to the budget
+        return self.projector(tokens)
+
+    def tokenize_image(self, pixel_values: torch.Tensor, pixel_values_lr: torch.Tensor | None = None):
+        """The two visual tokenizers: `(V_l (batch, H_l*W_l, d_l), V_h (batch, H_h*W_h, C) or None without BAN)`,
+        raster order, V_l without the class token (eqs. 1-4)."""
         pixel_values_lr = self._check_images(pixel_values, pixel_values_lr)
         config = self.config
         lr_states = self.vision_lr(pixel_values=pixel_values_lr, output_hidden_states=True).hidden_states
-        coarse = lr_states[config.vision_feature_layer][:, 1:]  # V_l, class token dropped: (batch, H_l*W_l, d_l)
-        tokens, grid = coarse, config.coarse_grid
-        if self.ban is not None:
-            hr_maps = self.vision_hr(pixel_values=pixel_values, output_hidden_states=True).hidden_states
-            fine = hr_maps[config.hr_feature_stage]  # V_h: (batch, C, h, w)
-            if tuple(fine.shape[-2:]) != config.fine_grid:
-                fine = F.interpolate(fine, size=config.fine_grid, mode="bilinear", align_corners=False)
-            fine = fine.flatten(2).transpose(1, 2)  # (batch, H_h*W_h, C), raster order
-            tokens = self.ban(coarse, fine, config.coarse_grid, config.fine_grid).fused  # V of eq. 7
-        budget = config.max_visual_tokens if num_tokens is None else num_tokens
-        tokens, _ = pool_tokens(tokens, grid, budget)
-        return self.projector(tokens)
+        coarse = lr_states[config.vision_feature_layer][:, 1:]
+        if self.vision_hr is None:
+            return coarse, None
+        fine = self.vision_hr(pixel_values=pixel_values, output_hidden_states=True).hidden_states[config.hr_feature_stage]
+        if tuple(fine.shape[-2:]) != config.fine_grid:  # (batch, C, h, w) -> r x the coarse grid
+            fine = F.interpolate(fine, size=config.fine_grid, mode="bilinear", align_corners=False)
+        return coarse, fine.flatten(2).transpose(1, 2)
 
     def build_prompt(self, visual: torch.Tensor | None, input_ids: torch.LongTensor | None,
                      attention_mask: torch.Tensor | None):  # fmt: skip
@@ -281,11 +286,17 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
     def transmit(self, sent: torch.Tensor, link_index: torch.Tensor, links: dict[str, Link],
                  generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
         """C_gamma^-1(H C_beta(Z) + n) (eqs. 13-14): each link sends its own positions with its SNR and channel
-        type (padding sends nothing); returns the received `(batch, P, d)` (zeros on padding)."""
+        type (padding sends nothing); returns the received `(batch, P, d)` (zeros on padding).
+
+        `channel_type="none"` is an ideal link: Z arrives as sent, without the channel coder (the VLM training
+        stages before joint coding use it)."""
         received = torch.zeros_like(sent)
         for name, link in links.items():
             mask = link_index == LINK_INDEX[name]
             if not mask.any():
+                continue
+            if link.channel_type == "none":
+                received = received + sent * mask.unsqueeze(-1).to(sent.dtype)
                 continue
             out = self.channel_coder.transmit(
                 sent, link.snr_db, self.config.channel_symbols_per_token, self.channel, generator=generator,
@@ -313,16 +324,24 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
             use_cache=cache is not None,
         ).last_hidden_state  # fmt: skip
 
-    def _send(self, input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments):
-        links = self.resolve_links(links, **link_arguments)
+    def prompt_states(self, input_ids=None, attention_mask=None, pixel_values=None, pixel_values_lr=None,
+                      links: dict[str, Link] | None = None):  # fmt: skip
+        """The device side up to the channel coder: `(Z (batch, P, d), mask, positions, link_index, n_v)` for
+        resolved `links` (only their visual budget is read here)."""
         visual = None
         if pixel_values is not None:
-            visual = self.visual_tokens(pixel_values, pixel_values_lr, links["visual"].num_tokens)
+            visual = self.visual_tokens(pixel_values, pixel_values_lr, (links or {}).get("visual", Link()).num_tokens)
         embeds, mask, link_index = self.build_prompt(visual, input_ids, attention_mask)
         positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
         sent = self.encode_tokens(embeds, mask, positions)
+        return sent, mask, positions, link_index, 0 if visual is None else visual.shape[1]
+
+    def _send(self, input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments):
+        links = self.resolve_links(links, **link_arguments)
+        sent, mask, positions, link_index, num_visual = self.prompt_states(
+            input_ids, attention_mask, pixel_values, pixel_values_lr, links
+        )
         received = self.transmit(sent, link_index, links, generator)
-        num_visual = 0 if visual is None else visual.shape[1]
         return sent, received, mask, positions, link_index, num_visual
 
     def forward(

@@ -195,3 +195,35 @@ def test_auto_classes_load_taichi(model, tmp_path):
     assert type(AutoConfig.from_pretrained(tmp_path)) is TaiChiConfig
     for auto in (AutoModel, AutoModelForImageTextToText):
         assert type(auto.from_pretrained(tmp_path)) is TaiChiForConditionalGeneration
+
+
+def test_processor_round_trip_and_bad_inputs(tmp_path):
+    import numpy as np
+
+    import tokcom.modeling.processing_taichi as processing_taichi
+    from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor
+    from tokcom.training.tokenization import build_word_tokenizer
+
+    assert doctest.testmod(processing_taichi).failed == 0
+    tokenizer = build_word_tokenizer(list(DEFAULT_INSTRUCTIONS.values()) + ["is there a cube", "yes", "good film"])
+    processor = TaiChiProcessor(tokenizer, hr_image_size=64, lr_image_size=32)
+    processor.save_pretrained(tmp_path)
+    loaded = TaiChiProcessor.from_pretrained(tmp_path)
+    images = [np.full((64, 64, 3), 200, np.uint8), np.zeros((96, 80, 3), np.uint8)]  # mixed sizes are resized
+    batch = loaded(task="vqa", images=images, text=["is there a cube ?", "is there a cube"], answers=["yes", "yes"])
+    assert batch["pixel_values"].shape == (2, 3, 64, 64) and batch["pixel_values_lr"].shape == (2, 3, 32, 32)
+    torch.testing.assert_close(batch["pixel_values"][0], torch.full((3, 64, 64), (200 / 255 - 0.5) / 0.5))
+    assert batch["attention_mask"][0, 0] == 1 and batch["attention_mask"][1, 0] == 0  # left padding
+    caption = loaded(task="caption", images=images)
+    assert caption["input_ids"].shape[0] == 2
+    assert "pixel_values" not in loaded(task="sentiment", text="good film")
+    for kwargs, name in [
+        (dict(task="translate", text="x"), "task"),
+        (dict(task="vqa", text="is there a cube"), "images"),
+        (dict(task="sentiment", text="good film", images=images[:1]), "text-only"),
+        (dict(task="vqa", images=images[:1]), "text"),
+        (dict(task="vqa", images=[np.zeros((5000, 5000, 3), np.uint8)], text="x"), "images\\[0\\]"),
+        (dict(task="vqa", images=images, text=["a", "b", "c"]), "batch size"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            loaded(**kwargs)

@@ -85,7 +85,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         model = default_model_path()
     options = {"num_samples": args.num_samples, "split": args.split}
-    options.update({k: v for k, v in (("num_visual_tokens", args.num_visual_tokens), ("num_audio_tokens", args.num_audio_tokens)) if v is not None})
+    options.update({k: v for k, v in (("num_visual_tokens", args.num_visual_tokens), ("num_audio_tokens", args.num_audio_tokens),
+                                      ("task", args.task)) if v is not None})  # fmt: skip
     report = evaluate_checkpoint(model, args.snr_db, args.channel_type, seed=args.seed, **options)
     if args.fit_performance_model:
         from tokcom.training.evaluate_tokcom import fit_performance_models
@@ -97,11 +98,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"fitted phi per modality (checkpoint with it written to {args.fit_output}): {fitted}")
     if args.output:
         write_json_atomic(args.output, report)
-    print(f"{'channel':>9} {'SNR [dB]':>9} {'accuracy':>9} {'loss':>8}")
+    from tokcom.training.evaluation import METRICS
+
+    fields = [METRICS[name][1] for name in report["metrics"]]
+    print(f"{'channel':>9} {'SNR [dB]':>9} " + " ".join(f"{field:>9}" for field in fields) + f" {'loss':>8}")
     for row in report["results"]:
-        print(f"{row['channel_type']:>9} {row['snr_db']:>9.1f} {row['accuracy']:>9.3f} {row['loss']:>8.4f}")
-    if "question_only_baseline" in report:
-        print(f"question-only baseline accuracy: {report['question_only_baseline']['accuracy']:.3f}")
+        values = " ".join(f"{row[field]:>9.3f}" for field in fields)
+        print(f"{row['channel_type']:>9} {row['snr_db']:>9.1f} {values} {row['loss']:>8.4f}")
+    baseline = report.get("question_only_baseline")
+    if baseline is not None:
+        overall = baseline.get("accuracy", baseline.get("overall"))
+        print(f"question-only baseline accuracy: {overall:.3f}")
     return 0
 
 
@@ -173,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-visual-tokens", type=int)
     evaluate.add_argument("--num-audio-tokens", type=int)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--task", choices=["vqa", "caption", "sentiment"],
+                          help="the task of a multitask family (TaiChi; default vqa)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the report JSON here")
     evaluate.add_argument(

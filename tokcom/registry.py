@@ -71,6 +71,9 @@ FAMILIES: dict[str, Family] = {
         config_class="tokcom.modeling.configuration_taichi.TaiChiConfig",
         model_class="tokcom.modeling.modeling_taichi.TaiChiForConditionalGeneration",
         auto_classes=("AutoModel", "AutoModelForImageTextToText"),
+        processor_class="tokcom.modeling.processing_taichi.TaiChiProcessor",
+        stages_module="tokcom.training.stages_taichi",
+        evaluator_class="tokcom.training.evaluate_taichi.TaiChiEvaluator",
         paper="taichi-vlm-tokencom.txt",
     ),
     "unitocom_tokenizer": Family(  # UniToCom's per-modality sigma-GenIB / VAE tokenizers with their adaptive link

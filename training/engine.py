@@ -38,9 +38,15 @@ def training_seed(recipe: dict) -> int:
     return int(recipe.get("training_seed", recipe.get("seed", 0)))
 
 
-def make_accelerator() -> Accelerator:
-    """One process's accelerator: the GPU when there is one, else the CPU (and always with ACCELERATE_USE_CPU)."""
-    return Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true")
+def make_accelerator(find_unused_parameters: bool = False) -> Accelerator:
+    """One process's accelerator: the GPU when there is one, else the CPU (and always with ACCELERATE_USE_CPU).
+    `find_unused_parameters`: DDP tolerates trained parameters that a step does not reach (e.g. a text-only task's
+    step in a multitask stage that also trains the vision side)."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else None
+    return Accelerator(cpu=not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU") == "true",
+                       kwargs_handlers=handlers)  # fmt: skip
 
 
 class FamilyStages:
@@ -54,6 +60,7 @@ class FamilyStages:
     stages: tuple[str, ...] = ()
     stage_keys: tuple[str, ...] = ()  # the family's own stage settings (beside the engine's common ones)
     data_keys: tuple[str, ...] = ()  # the keys of the recipe's `data` section
+    find_unused_parameters: bool = False  # True when a step may leave some trained parameters without a gradient
 
     @classmethod
     def model_keys(cls) -> tuple[str, ...]:
@@ -134,7 +141,7 @@ class StageLoop:
         log = {"stage": stage, "steps": steps, "losses": [], "finished": True}
         if steps <= 0:
             return log
-        accelerator = make_accelerator()
+        accelerator = make_accelerator(family.find_unused_parameters)
         objective = family.objective(stage)
         names = set(family.trainable_parameters(stage, stage_recipe))
         for name, parameter in model.named_parameters():

@@ -185,7 +185,15 @@ def evaluate_checkpoint(model_path, snr_db=(0.0, 10.0, 20.0), channel_types=("aw
         raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
     family = family_for_model_type(AutoConfig.from_pretrained(model_path).model_type)
     sweep_options = {key: options.pop(key) for key in ("seed", "progress", "with_baselines") if key in options}
-    evaluator = import_object(family.evaluator_class).from_checkpoint(model_path, **options)
+    evaluator_class = import_object(family.evaluator_class)
+    import inspect
+
+    accepted = inspect.signature(evaluator_class.from_checkpoint).parameters
+    unknown = sorted(key for key in options if key not in accepted)
+    if unknown:
+        raise ValueError(f"The {family.name} family's evaluation takes no {unknown} option(s); it takes "
+                         f"{sorted(k for k in accepted if k != 'model_path')}.")
+    evaluator = evaluator_class.from_checkpoint(model_path, **options)
     return sweep(evaluator, snr_db, channel_types, **sweep_options)
 
 

@@ -1,0 +1,143 @@
+"""TaiChi on the training and evaluation engines: every stage runs and trains what the paper trains, exact resume,
+the three tasks' evaluation with their baselines, recipe checks, and a real 2-process DDP stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tokcom.modeling import TaiChiForConditionalGeneration
+from tokcom.training.engine import parameter_digest, train
+from tokcom.training.evaluation import evaluate_checkpoint
+from tokcom.training.recipe import load_recipe, validate_recipe
+from tokcom.training.stages_taichi import TaiChiStages, trainable_parameters
+
+STAGE = {"steps": 2, "batch_size": 4, "learning_rate": 0.003}
+SMOKE_RECIPE = {
+    "family": "taichi",
+    "seed": 1,
+    "num_threads": 1,
+    "data": {"train_scenes": 16, "validation_scenes": 4, "test_scenes": 8, "questions_per_scene": 2,
+             "sentiment_sentences": 16},
+    "channel": {"snr_db_range": [0.0, 20.0], "channel_types": ["awgn", "rayleigh"]},
+    "stages": {
+        "pretrain_vision": STAGE,
+        "pretrain_text": STAGE,
+        "pretrain": STAGE,
+        "sft": {**STAGE, "steps": 3, "random_token_lengths": True, "train_llm": "full"},
+        "separate_coding": STAGE,
+        "joint_coding": {**STAGE, "steps": 4, "random_token_lengths": True, "checkpoint_every": 2,
+                         "tasks": {"vqa": 1.0, "caption": 1.0, "sentiment": 1.0}},
+    },
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def smoke_model(tmp_path_factory):
+    output = tmp_path_factory.mktemp("taichi_smoke")
+    return output, train(json.loads(json.dumps(SMOKE_RECIPE)), output)
+
+
+def test_all_stages_write_a_hub_checkpoint_and_change_only_what_they_train(smoke_model):
+    output, final = smoke_model
+    assert {p.name for p in final.iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json",
+                                                "processor_config.json", "tokcom_recipe.json"}  # fmt: skip
+    states = {stage: TaiChiForConditionalGeneration.from_pretrained(output / "stages" / stage).state_dict()
+              for stage in SMOKE_RECIPE["stages"]}  # fmt: skip
+    order = list(SMOKE_RECIPE["stages"])
+    for before, stage in zip(order, order[1:]):
+        changed = {name for name, value in states[stage].items() if not torch.equal(value, states[before][name])}
+        trained = set(trainable_parameters(TaiChiForConditionalGeneration.from_pretrained(final), stage,
+                                           SMOKE_RECIPE["stages"][stage]))  # fmt: skip
+        assert changed, stage
+        assert changed <= trained | {"lm_head.weight"}, (stage, sorted(changed - trained)[:3])
+    prefixes = {
+        "pretrain": ("ban.", "projector."),
+        "separate_coding": ("channel_coder.",),
+    }
+    model = TaiChiForConditionalGeneration.from_pretrained(final)
+    for stage, allowed in prefixes.items():
+        assert all(name.startswith(allowed) for name in trainable_parameters(model, stage, {})), stage
+    joint = trainable_parameters(model, "joint_coding", {})
+    assert any(name.startswith("channel_coder.") for name in joint) and any("lora_" in name for name in joint)
+    assert not any(name.startswith(("token_encoder.layers", "token_decoder.layers")) and "lora_" not in name
+                   for name in joint)  # fmt: skip
+    log = json.loads((output / "training_log.json").read_text())
+    assert [stage["stage"] for stage in log["stages"]] == order
+
+
+def test_resume_after_a_stop_reproduces_the_uninterrupted_run(smoke_model, tmp_path):
+    output, _ = smoke_model
+    start = str(output / "stages" / "pretrain")
+    recipe = json.loads(json.dumps(SMOKE_RECIPE))
+    stages = ["sft", "joint_coding"]
+    uninterrupted = train(recipe, tmp_path / "a", stages=stages, init_model=start)
+    assert train(recipe, tmp_path / "b", stages=stages, init_model=start, max_steps=5) is None
+    resumed = train(recipe, tmp_path / "b", stages=stages, resume=True, init_model=start)
+    a = TaiChiForConditionalGeneration.from_pretrained(uninterrupted)
+    assert parameter_digest(a) == parameter_digest(TaiChiForConditionalGeneration.from_pretrained(resumed))
+    assert parameter_digest(a) != parameter_digest(TaiChiForConditionalGeneration.from_pretrained(start))
+
+
+def test_evaluation_of_each_task_with_its_baselines(smoke_model):
+    _, final = smoke_model
+    vqa = evaluate_checkpoint(final, [-30.0, 20.0], ["awgn", "rayleigh"], task="vqa", num_samples=6, progress=False)
+    assert vqa["task"] == "token-comm-vqa" and len(vqa["results"]) == 4
+    assert all(0 <= row["accuracy"] <= 1 and row["per_type"] for row in vqa["results"])
+    assert 0 <= vqa["question_only_baseline"]["overall"] <= 1
+    caption = evaluate_checkpoint(final, [10.0], task="caption", num_samples=4, progress=False)
+    row = caption["results"][0]
+    assert caption["task"] == "token-comm-image-to-text" and 0 <= row["bleu4"] <= 1 and 0 <= row["attribute_recall"] <= 1
+    assert 0 < caption["reference_attribute_recall"] <= 1
+    sentiment = evaluate_checkpoint(final, [10.0], task="sentiment", num_samples=2, progress=False)
+    assert sentiment["task"] == "token-comm-text-classification" and 0 <= sentiment["bag_of_words_baseline"] <= 1
+    with pytest.raises(ValueError, match="task"):
+        evaluate_checkpoint(final, [10.0], task="translate")
+    with pytest.raises(ValueError, match="num_samples"):
+        evaluate_checkpoint(final, [10.0], num_samples=0)
+
+
+def test_recipes_validate():
+    recipe = load_recipe("taichi_tiny")
+    validate_recipe(recipe)
+    assert recipe["family"] == "taichi" and list(recipe["stages"]) == list(TaiChiStages.stages)
+    base = {"family": "taichi", "stages": {}}
+    cases = [
+        ({"stages": {"sft": {**STAGE, "tasks": {"translate": 1.0}}}}, "stages.sft.tasks"),
+        ({"stages": {"sft": {**STAGE, "tasks": {"vqa": 0.0}}}}, "stages.sft.tasks"),
+        ({"stages": {"pretrain": {**STAGE, "tasks": {"sentiment": 1.0}}}}, "stages.pretrain.tasks"),
+        ({"stages": {"sft": {**STAGE, "train_llm": "half"}}}, "stages.sft.train_llm"),
+        ({"stages": {"sft": {**STAGE, "lerning_rate": 0.1}}}, "learning_rate"),
+        ({"data": {"max_objects": 9}}, "data.max_objects"),
+        ({"data": {"train_scenes": 0}}, "data.train_scenes"),
+        ({"model": {"num_transmitter_layer": 2}}, "num_transmitter_layers"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=message):
+            validate_recipe({**base, **change})
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_a_taichi_stage_and_stay_identical(smoke_model, tmp_path):
+    output, _ = smoke_model
+    recipe = json.loads(json.dumps(SMOKE_RECIPE))
+    recipe["stages"] = {"joint_coding": recipe["stages"]["joint_coding"]}
+    recipe_path = tmp_path / "recipe.json"
+    recipe_path.write_text(json.dumps(recipe))
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tokcom.training.train",
+        "--recipe", str(recipe_path), "--output-dir", str(tmp_path / "out"),
+        "--init-model", str(output / "stages" / "separate_coding"),
+    ]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    assert log["num_processes"] == 2 and log["stages"][0]["num_processes"] == 2
+    assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]

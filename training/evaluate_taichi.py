@@ -1,0 +1,186 @@
+"""Held-out evaluation of a TaiChiForConditionalGeneration checkpoint, one task at a time, on the evaluation engine.
+
+| task      | pipeline task                    | metrics                                   | baselines beside |
+|-----------|----------------------------------|-------------------------------------------|------------------|
+| vqa       | token-comm-vqa                   | exact-match accuracy, per question family | question-only (family and question priors) |
+| caption   | token-comm-image-to-text         | BLEU-4 (torchmetrics), attribute recall   | the references' own attribute recall (leave one out) |
+| sentiment | token-comm-text-classification   | accuracy                                  | bag-of-words logistic regression |
+
+    tokcom evaluate --model PATH --task caption --snr-db -10 0 20 --channel-type awgn rayleigh --output OUT.json
+
+Attribute recall: the share of scene objects that the caption mentions with correct attributes: a caption's noun
+phrases ("a small yellow metallic sphere") are read as (stated attributes, shape); an object counts when some
+phrase names its shape and every attribute the phrase states is the object's.
+
+>>> objects = [{"size": "small", "color": "yellow", "material": "metal", "shape": "sphere"},
+...            {"size": "large", "color": "red", "material": "rubber", "shape": "cube"}]
+>>> attribute_recall("A small shiny sphere and a blue cube.", objects)
+0.5
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tokcom.modeling import TaiChiForConditionalGeneration
+from tokcom.modeling.configuration_taichi import TASKS
+from tokcom.modeling.processing_taichi import IMAGE_TASKS, TaiChiProcessor, answer_labels
+from tokcom.training.data.shapes_render import COLORS, SHAPES, SIZES
+from tokcom.training.engine import RECIPE_FILE
+from tokcom.training.evaluation import Evaluator, register_metric
+from tokcom.training.recipe import load_recipe
+from tokcom.training.taichi_corpus import SENTIMENT_ANSWERS, TaiChiCorpus
+
+PIPELINE_TASKS = {"vqa": "token-comm-vqa", "caption": "token-comm-image-to-text",
+                  "sentiment": "token-comm-text-classification"}  # fmt: skip
+_MATERIAL = {"metal": "metal", "shiny": "metal", "metallic": "metal", "rubber": "rubber", "matte": "rubber"}
+_WORD_ATTRIBUTE = {**{w: ("size", w) for w in SIZES}, **{w: ("color", w) for w in COLORS},
+                   **{w: ("material", m) for w, m in _MATERIAL.items()}}  # fmt: skip
+_SHAPE_WORDS = {**{s: s for s in SHAPES}, **{s + "s": s for s in SHAPES}}
+
+
+def caption_phrases(caption: str) -> list[tuple[dict, str]]:
+    """`[(stated attributes, shape), ...]`: each shape noun with the attribute words right before it."""
+    phrases, stated = [], {}
+    for word in re.findall(r"[a-z]+", caption.lower()):
+        if word in _SHAPE_WORDS:
+            phrases.append((stated, _SHAPE_WORDS[word]))
+            stated = {}
+        elif word in _WORD_ATTRIBUTE:
+            name, value = _WORD_ATTRIBUTE[word]
+            stated[name] = value
+        else:
+            stated = {}
+    return phrases
+
+
+def attribute_recall(caption: str, objects: list[dict]) -> float:
+    """Share of `objects` (scene-graph dicts) that some phrase of `caption` names with correct attributes."""
+    phrases = caption_phrases(caption)
+    hits = [any(shape == o["shape"] and all(o[k] == v for k, v in stated.items()) for stated, shape in phrases)
+            for o in objects]  # fmt: skip
+    return float(np.mean(hits)) if hits else 1.0
+
+
+def caption_metrics(predictions: list[str], references: list[dict], groups=None) -> dict:
+    """`{"bleu4", "attribute_recall"}`: corpus BLEU-4 against each image's reference captions (torchmetrics,
+    smoothed) and the mean attribute recall against its scene. `references[i]`: `{"captions", "objects"}`."""
+    from torchmetrics.text import BLEUScore
+
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"Need as many predictions as references (> 0), got {len(predictions)} and {len(references)}.")
+    bleu = BLEUScore(n_gram=4, smooth=True)
+    score = bleu([p.lower() for p in predictions], [[c.lower() for c in r["captions"]] for r in references])
+    recall = [attribute_recall(p, r["objects"]) for p, r in zip(predictions, references)]
+    return {"bleu4": float(score), "attribute_recall": float(np.mean(recall))}
+
+
+register_metric("caption", caption_metrics, "bleu4", "bleu")
+
+
+def model_recipe(model_path) -> dict:
+    """The recipe a checkpoint was trained with (its data seeds define the held-out split), else the default."""
+    path = Path(model_path) / RECIPE_FILE
+    return json.loads(path.read_text()) if path.is_file() else load_recipe("taichi_tiny")
+
+
+class TaiChiEvaluator(Evaluator):
+    """One TaiChi task on the held-out split that the checkpoint's recipe defines, answered with `generate` at each
+    channel condition (the same SNR on the visual and the text link)."""
+
+    def __init__(self, model, processor, recipe, corpus, task, count, model_path, split, num_visual_tokens,
+                 batch_size=64):  # fmt: skip
+        if task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
+        self.model, self.processor, self.recipe, self.corpus = model, processor, recipe, corpus
+        self.task_name, self.task, self.count = task, PIPELINE_TASKS[task], count
+        self.model_path, self.split, self.num_visual_tokens, self.batch_size = model_path, split, num_visual_tokens, batch_size
+        self.metrics = ("caption",) if task == "caption" else ("accuracy",)
+        if task == "vqa":
+            rows = corpus.questions[:count]
+            self.inputs = [(row["image_index"], row["question"], row["answer"]) for row in rows]
+            self.references, self.groups = [row["answer"] for row in rows], [row["family"] for row in rows]
+        elif task == "sentiment":
+            labels = [SENTIMENT_ANSWERS[y] for y in corpus.sentiment_labels[:count]]
+            self.inputs = [(None, text, label) for text, label in zip(corpus.sentences[:count], labels)]
+            self.references, self.groups = labels, None
+        else:
+            graphs = corpus.graphs
+            self.inputs = [(i, None, corpus.captions[i][0]) for i in range(count)]
+            self.references = [{"captions": corpus.captions[i], "objects": graphs[i]["objects"]} for i in range(count)]
+            self.groups = None
+
+    @classmethod
+    def from_checkpoint(cls, model_path, num_samples=None, split="test", task="vqa", num_visual_tokens=None,
+                        batch_size=64):  # fmt: skip
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
+            raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
+        if not Path(model_path, "config.json").is_file():
+            raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+        model = TaiChiForConditionalGeneration.from_pretrained(model_path).eval()
+        processor = TaiChiProcessor.from_pretrained(model_path)
+        recipe = model_recipe(model_path)
+        corpus = TaiChiCorpus.build({**recipe.get("data", {}), "seed": recipe.get("seed", 0)}, split)
+        available = {"vqa": len(corpus.questions), "caption": len(corpus.images), "sentiment": len(corpus.sentences)}
+        if task not in available:
+            raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
+        count = available[task] if num_samples is None else min(num_samples, available[task])
+        return cls(model, processor, recipe, corpus, task, count, model_path, split, num_visual_tokens, batch_size)
+
+    def batch(self, rows) -> tuple[dict, torch.Tensor]:
+        """Model inputs and labels for `rows` of `(image index or None, text or None, reference answer)`."""
+        corpus, processor = self.corpus, self.processor
+        text = None if rows[0][1] is None else [row[1] for row in rows]
+        prompts = processor.prompts(self.task_name) * len(rows) if text is None else processor.prompts(self.task_name, text)
+        batch = dict(processor.tokenizer(prompts, padding=True, return_tensors="pt"))
+        if self.task_name in IMAGE_TASKS:
+            images = torch.from_numpy(corpus.images[[row[0] for row in rows]])
+            batch["pixel_values"], batch["pixel_values_lr"] = processor.image_tensors(images)
+        return batch, answer_labels(processor.tokenizer, [row[2] for row in rows])
+
+    @torch.no_grad()
+    def predict(self, snr_db: float, channel_type: str, seed: int, progress: bool) -> dict:
+        generator = torch.Generator().manual_seed(seed)
+        predictions, scores, losses = [], [], []
+        link = dict(snr_db=float(snr_db), channel_type=channel_type, num_visual_tokens=self.num_visual_tokens)
+        for start in tqdm(range(0, self.count, self.batch_size), disable=not progress,
+                          desc=f"{self.task_name} {snr_db:g} dB {channel_type}"):  # fmt: skip
+            batch, labels = self.batch(self.inputs[start : start + self.batch_size])
+            out = self.model.generate(**batch, **link, task=self.task_name, generator=generator,
+                                      return_dict_in_generate=True)  # fmt: skip
+            predictions += self.processor.batch_decode(out.sequences)
+            scores.append(out.sequence_scores.numpy())
+            losses.append(self.model(**batch, labels=labels, **link, generator=generator).loss.item() * len(labels))
+        return {"predictions": predictions, "loss": float(np.sum(losses) / self.count),
+                "mean_score": float(np.concatenate(scores).mean())}  # fmt: skip
+
+    def header(self) -> dict:
+        return {"model": str(self.model_path), "split": self.split, "num_samples": self.count,
+                "taichi_task": self.task_name,
+                "num_visual_tokens": self.num_visual_tokens or self.model.config.max_visual_tokens}  # fmt: skip
+
+    def baselines(self) -> dict:
+        """Reference points that never use the channel (fitted on the recipe's training split)."""
+        if self.task_name == "caption":
+            leave_one_out = [np.mean([attribute_recall(c, r["objects"]) for c in r["captions"]]) for r in self.references]
+            return {"reference_attribute_recall": float(np.mean(leave_one_out))}
+        train = TaiChiCorpus.build({**self.recipe.get("data", {}), "seed": self.recipe.get("seed", 0)}, "train")
+        if self.task_name == "vqa":
+            from tokcom.training.data.shapes_questions import question_only_accuracy
+
+            priors = question_only_accuracy(train.questions, self.corpus.questions[: self.count])
+            return {"question_only_baseline": priors["question_prior"], "family_prior_baseline": priors["family_prior"]}
+        from tokcom.training.data.sentiment import bag_of_words_accuracy
+
+        labels = self.corpus.sentiment_labels[: self.count]
+        accuracy = bag_of_words_accuracy(train.sentences, train.sentiment_labels, self.corpus.sentences[: self.count], labels)
+        return {"bag_of_words_baseline": accuracy}
+
+
+__all__ = ["PIPELINE_TASKS", "TaiChiEvaluator", "attribute_recall", "caption_metrics", "caption_phrases"]
