@@ -101,7 +101,7 @@ class UniToComTokenizerConfig(PreTrainedConfig):
     f_max: float = 8000.0
     num_frames: int = 96
     frames_per_patch: int = 4
-    mel_mean_db: float = -50.0
+    mel_mean_db: float = -35.0
     mel_std_db: float = 20.0
     c_sigma: float = 0.5
     num_samples: int = 2

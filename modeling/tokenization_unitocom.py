@@ -43,7 +43,7 @@ from .channel_coding import AdaptiveChannelCoder
 from .configuration_unitocom import UniToComTokenizerConfig
 
 LOGVAR_RANGE = (-30.0, 20.0)  # the VAE's log-variance is clamped here before exp (numerical safety only)
-MEL_FLOOR = 1e-10  # power floor before the dB conversion (-100 dB)
+MEL_FLOOR_DB = -60.0  # log-mel floor [dB]: digital silence (espeak-ng pauses) would otherwise sit at -inf
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def _stft(waveform: torch.Tensor, config: UniToComTokenizerConfig) -> torch.Tens
 
 def log_mel_spectrogram(waveform, config: UniToComTokenizerConfig, filters: torch.Tensor | None = None) -> torch.Tensor:
     """Mono waveform(s) at `config.sampling_rate` `(samples,)` or `(batch, samples)` -> log-mel power [dB]
-    `(batch, 1 + samples // hop_length, num_mel_bins)` (centred Hann-windowed STFT, floor -100 dB)."""
+    `(batch, 1 + samples // hop_length, num_mel_bins)` (centred Hann-windowed STFT, floor `MEL_FLOOR_DB`)."""
     wave = torch.as_tensor(waveform, dtype=torch.float32)
     if wave.dim() == 1:
         wave = wave.unsqueeze(0)
@@ -79,7 +79,7 @@ def log_mel_spectrogram(waveform, config: UniToComTokenizerConfig, filters: torc
     filters = mel_filters(config).to(wave.device) if filters is None else filters
     power = _stft(wave, config).abs().pow(2)  # (batch, freq, frames)
     mel = torch.einsum("bft,fm->btm", power, filters)
-    return 10.0 * torch.log10(mel.clamp_min(MEL_FLOOR))
+    return 10.0 * torch.log10(mel.clamp_min(10.0 ** (MEL_FLOOR_DB / 10.0)))
 
 
 def mel_to_linear_power(mel_power: torch.Tensor, filters: torch.Tensor, num_iterations: int = 50) -> torch.Tensor:
@@ -479,6 +479,7 @@ __all__ = [
     "UniToComTokenizerModel",
     "UniToComTokenizerOutput",
     "UniToComTokenizerPreTrainedModel",
+    "MEL_FLOOR_DB",
     "griffin_lim",
     "log_mel_spectrogram",
     "mel_filters",

@@ -190,7 +190,7 @@ def test_griffin_lim_returns_a_finite_waveform_close_to_the_mel():
     restored = audio.to_waveform(mel, num_iterations=32, generator=torch.Generator().manual_seed(0))
     assert restored.shape == (1, config.num_waveform_samples) and torch.isfinite(restored).all()
     again = log_mel_spectrogram(restored, config)[:, : config.num_frames]
-    loud = mel > mel.max() - 40  # the chirp's own bins, not the -100 dB floor
+    loud = mel > mel.max() - 40  # the chirp's own bins, not the floor
     error_db = (again - mel)[loud].abs().mean()
     reversed_db = (again.flip(1) - mel)[loud].abs().mean()  # the same sound played backwards: far off
     assert error_db < 4.0 and reversed_db > 2 * error_db, (error_db, reversed_db)
@@ -246,7 +246,7 @@ def test_spoken_log_mels_feed_the_audio_tokenizer(tmp_path):
     config = UniToComTokenizerConfig.tiny(modality="audio", **SMALL)
     mels = spoken_log_mels(config, 3, num_speakers=2, seed=0, cache_dir=tmp_path)
     assert len(mels) == 3 and all(m.shape[0] >= config.num_frames and m.shape[1] == config.num_mel_bins for m in mels)
-    assert all(torch.isfinite(m).all() and m.max() > -60 for m in mels)  # speech, not the -100 dB floor
+    assert all(torch.isfinite(m).all() and m.max() > -30 for m in mels)  # speech, not the floor
     crops = crop_log_mels(mels, [0, 2, 2], np.random.default_rng(0), config.num_frames)
     assert crops.shape == (3, config.num_frames, config.num_mel_bins)
     out = UniToComTokenizerModel(config)(input_features=crops, generator=torch.Generator().manual_seed(0))

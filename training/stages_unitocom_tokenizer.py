@@ -25,7 +25,7 @@ from torch import nn
 
 from tokcom.modeling.channel_coding import CONSTELLATIONS
 from tokcom.modeling.configuration_unitocom import UniToComTokenizerConfig
-from tokcom.modeling.tokenization_unitocom import UniToComTokenizerModel, log_mel_spectrogram
+from tokcom.modeling.tokenization_unitocom import MEL_FLOOR_DB, UniToComTokenizerModel, log_mel_spectrogram
 from tokcom.training.engine import FamilyStages
 
 STAGES = ("tokenizer", "link", "joint")
@@ -52,7 +52,7 @@ def shapes_images(config: UniToComTokenizerConfig, count: int, seed=0) -> torch.
 def spoken_log_mels(config: UniToComTokenizerConfig, count: int, num_speakers: int = 4, seed=0,
                     cache_dir=None) -> list[torch.Tensor]:  # fmt: skip
     """`count` espeak-ng utterances by `num_speakers` speakers as log-mels [dB] `(frames, num_mel_bins)`, each at
-    least `num_frames` long (short ones padded with the -100 dB floor)."""
+    least `num_frames` long (short ones padded with the `MEL_FLOOR_DB` floor)."""
     import soundfile
 
     from tokcom.training.data.spoken import SAMPLING_RATE, SpeechCache, speakers, spoken_sentences
@@ -68,7 +68,7 @@ def spoken_log_mels(config: UniToComTokenizerConfig, count: int, num_speakers: i
         wave, _ = soundfile.read(cache.flac(text, voices[index % num_speakers]), dtype="float32")
         mel = log_mel_spectrogram(wave, config)[0]
         if mel.shape[0] < config.num_frames:
-            mel = nn.functional.pad(mel, (0, 0, 0, config.num_frames - mel.shape[0]), value=-100.0)
+            mel = nn.functional.pad(mel, (0, 0, 0, config.num_frames - mel.shape[0]), value=MEL_FLOOR_DB)
         mels.append(mel)
     return mels
 
