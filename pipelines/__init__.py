@@ -21,6 +21,8 @@ _EXPORTS = {
         "fit_performance_model",
     ),
     "token_comm_vqa": ("TASK", "TEXT_LINK_DEFAULT_DISTANCE_KM", "TokenCommVQAPipeline"),
+    "token_comm_base": ("TokenCommPipeline", "UnknownWordsWarning"),
+    "token_comm_taichi": ("TaiChiVQAPipeline", "TokenCommImageToTextPipeline", "TokenCommTextClassificationPipeline"),
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

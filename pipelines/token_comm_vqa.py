@@ -25,17 +25,13 @@ from tokcom.modeling.media_io import check_duration, check_waveform, load_frames
 from tokcom.modeling.processing_tokcom import TokComProcessor
 
 from .link_planner import TEXT_LINK_DEFAULT_DISTANCE_KM, LinkPlan, plan_links
+from .token_comm_base import UnknownWordsWarning
 
 TASK = "token-comm-vqa"
 INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
 MAX_QUESTION_CHARS = 1000  # a question, not a document (a million characters took 433 s and answered '')
 AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")
 _LINK_PARAMETERS = ("snr_db", "network", "method", "num_visual_tokens", "num_audio_tokens")
-
-
-class UnknownWordsWarning(UserWarning):
-    """A question holds words the model's vocabulary does not have: they reach the model as the unknown token, so
-    the answer does not depend on them (and is unreliable)."""
 
 
 class TokenCommVQAPipeline(Pipeline):
@@ -109,6 +105,15 @@ class TokenCommVQAPipeline(Pipeline):
     _load_video_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
+
+    def __new__(cls, model=None, *args, **kwargs):
+        """A TaiChi model answers questions about an image: `pipeline("token-comm-vqa", model=TAICHI)` builds
+        `TaiChiVQAPipeline` (its inputs are `{"image", "question"}`)."""
+        if cls is TokenCommVQAPipeline and getattr(getattr(model, "config", None), "model_type", None) == "taichi":
+            from .token_comm_taichi import TaiChiVQAPipeline
+
+            return TaiChiVQAPipeline(model, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -182,3 +182,48 @@ def test_publish_rejects_bad_input(exported, tmp_path):
     (pickled / "README.md").write_text("no front matter\n")
     with pytest.raises(PublishError, match="metadata|front matter"):
         publish_folder(pickled, "a/b", dry_run=True)
+
+
+@pytest.fixture(scope="module")
+def exported_taichi(tmp_path_factory):
+    import torch
+
+    from tokcom.modeling import TaiChiConfig, TaiChiForConditionalGeneration
+    from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor
+    from tokcom.training.tokenization import build_word_tokenizer
+
+    source = tmp_path_factory.mktemp("taichi_source")
+    torch.manual_seed(0)
+    TaiChiForConditionalGeneration(TaiChiConfig.tiny()).save_pretrained(source)
+    words = [*DEFAULT_INSTRUCTIONS.values(), "how many cubes are there", "the acting was brilliant", "two yes"]
+    TaiChiProcessor(build_word_tokenizer(words)).save_pretrained(source)
+    return export_model(source, tmp_path_factory.mktemp("hub") / "taichi-tiny", repo_id="tokcom/taichi-tiny")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transformers_release", ["installed", "newest"])
+def test_exported_taichi_runs_its_cards_snippet_without_tokcom(exported_taichi, tmp_path, transformers_release):
+    """TaiChi's Hub repo: remote code for the model and its three pipelines; the card's usage snippet (VQA,
+    captioning, classification) runs where only torch, transformers, peft, numpy and scipy are installed, with
+    this environment's transformers and with the newest release."""
+    config = json.loads((exported_taichi / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_taichi.TaiChiForConditionalGeneration"
+    assert set(config["custom_pipelines"]) == {"token-comm-vqa", "token-comm-image-to-text", "token-comm-text-classification"}
+    newest = ("transformers",) if transformers_release == "newest" else ()
+    try:
+        python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"], newest)
+    except RuntimeError as error:
+        if os.environ.get("TOKCOM_REQUIRE_NEWEST") == "1":
+            raise
+        pytest.skip(str(error))
+    text = ModelCard.load(exported_taichi / "README.md").text
+    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1).replace("tokcom/taichi-tiny", str(exported_taichi))
+    check = ("\nimport importlib.util\nassert importlib.util.find_spec('tokcom') is None\n"
+             "from transformers import AutoModel\nm = AutoModel.from_pretrained(" + repr(str(exported_taichi))
+             + ", trust_remote_code=True)\nassert type(m).__module__.startswith('transformers_modules'), type(m)\n")  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run([str(python), "-c", snippet + check], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'answer':" in result.stdout and "'generated_text':" in result.stdout and "'label':" in result.stdout

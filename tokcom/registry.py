@@ -72,6 +72,7 @@ FAMILIES: dict[str, Family] = {
         model_class="tokcom.modeling.modeling_taichi.TaiChiForConditionalGeneration",
         auto_classes=("AutoModel", "AutoModelForImageTextToText"),
         processor_class="tokcom.modeling.processing_taichi.TaiChiProcessor",
+        tasks=("token-comm-vqa", "token-comm-image-to-text", "token-comm-text-classification"),
         stages_module="tokcom.training.stages_taichi",
         evaluator_class="tokcom.training.evaluate_taichi.TaiChiEvaluator",
         paper="taichi-vlm-tokencom.txt",
@@ -92,8 +93,22 @@ TASKS: dict[str, Task] = {
         name="token-comm-vqa",
         pipeline_class="tokcom.pipelines.token_comm_vqa.TokenCommVQAPipeline",
         type="multimodal",
-        families=("tokcom",),
+        families=("tokcom", "taichi"),  # a TaiChi model gets `TaiChiVQAPipeline` (image + question)
         pipeline_tag="visual-question-answering",
+    ),
+    "token-comm-image-to-text": Task(
+        name="token-comm-image-to-text",
+        pipeline_class="tokcom.pipelines.token_comm_taichi.TokenCommImageToTextPipeline",
+        type="image",
+        families=("taichi",),
+        pipeline_tag="image-to-text",
+    ),
+    "token-comm-text-classification": Task(
+        name="token-comm-text-classification",
+        pipeline_class="tokcom.pipelines.token_comm_taichi.TokenCommTextClassificationPipeline",
+        type="text",
+        families=("taichi",),
+        pipeline_tag="text-classification",
     ),
 }
 

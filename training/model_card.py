@@ -72,27 +72,37 @@ data. Performance model phi_m (eq. 15), used by the allocator: `{performance_mod
 """
 
 
-def card_data(name: str, reports: dict[str, dict] | None) -> ModelCardData:
-    """The card's YAML metadata; `model-index` holds one accuracy per (channel, SNR) of `reports`."""
-    eval_results = [
+AVQA_DATASET = ("visual-question-answering", "synthetic-avqa", "tokcom synthetic audio-visual QA (test split)")
+
+
+def eval_results(reports: dict[str, dict] | None, dataset: tuple[str, str, str] = AVQA_DATASET) -> list[EvalResult]:
+    """model-index entries of one task's `{channel: report}`; `dataset` = (task type, dataset type, dataset name)."""
+    task_type, dataset_type, dataset_name = dataset
+    return [
         EvalResult(
-            task_type="visual-question-answering",
-            dataset_type="synthetic-avqa",
-            dataset_name="tokcom synthetic audio-visual QA (test split)",
+            task_type=task_type,
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
             metric_type=entry["metric_type"],
             metric_value=entry["metric_value"],
             metric_name=entry["metric_name"],
         )
         for entry in (model_index_results({"evaluation": reports}) if reports else [])
     ]
+
+
+def card_data(name: str, reports: dict[str, dict] | None, results: list[EvalResult] | None = None,
+              pipeline_tag: str = "visual-question-answering", tags=None, datasets=None) -> ModelCardData:  # fmt: skip
+    """The card's YAML metadata; `model-index` holds one metric per (channel, SNR) of `reports` (or `results`)."""
+    results = eval_results(reports) if results is None else results
     return ModelCardData(
         library_name="transformers",
-        pipeline_tag="visual-question-answering",
+        pipeline_tag=pipeline_tag,
         license="apache-2.0",
-        tags=CARD_TAGS,
-        datasets=["synthetic-avqa"],
+        tags=CARD_TAGS if tags is None else tags,
+        datasets=["synthetic-avqa"] if datasets is None else datasets,
         model_name=name,
-        eval_results=eval_results or None,
+        eval_results=results or None,
     )
 
 
@@ -112,7 +122,7 @@ def _results_tables(reports: dict[str, dict]) -> str:
     return "\n\n".join(blocks)
 
 
-def _stages(recipe: dict | None, training_log: dict | None) -> str:
+def stages_text(recipe: dict | None, training_log: dict | None) -> str:
     if training_log:
         return "\n".join(
             f"- `{s['stage']}`: {s['steps']} steps, final loss {s['losses'][-1]['loss']:.4f}" if s["losses"] else f"- `{s['stage']}`: skipped"
@@ -143,6 +153,10 @@ def render_model_card(
 
     model_dir = Path(model_dir)
     name = name or model_dir.name
+    if json.loads((model_dir / "config.json").read_text()).get("model_type") == "taichi":
+        from tokcom.training.model_card_taichi import render_taichi_card
+
+        return render_taichi_card(model_dir, evaluation, command, training_log, name, model_id)
     model = TokComForAVQA.from_pretrained(model_dir)
     config = model.config
     reports = channel_reports(evaluation) if evaluation else {}
@@ -163,7 +177,7 @@ def render_model_card(
         command=command,
         results_tables=_results_tables(reports),
         baselines=_baselines(baseline, (evaluation or {}).get("text_ceiling", {}).get("accuracy")),
-        stages=_stages(recipe, training_log),
+        stages=stages_text(recipe, training_log),
         performance_model=json.dumps(config.performance_model),
     )
 
@@ -191,4 +205,5 @@ def write_model_card(
     return path
 
 
-__all__ = ["CARD_TAGS", "card_data", "channel_reports", "render_model_card", "write_model_card"]
+__all__ = ["CARD_TAGS", "card_data", "channel_reports", "eval_results", "render_model_card", "stages_text",
+           "write_model_card"]
