@@ -141,3 +141,21 @@ def test_two_cpu_processes_train_a_taichi_stage_and_stay_identical(smoke_model, 
     log = json.loads((tmp_path / "out" / "training_log.json").read_text())
     assert log["num_processes"] == 2 and log["stages"][0]["num_processes"] == 2
     assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]
+
+
+def test_build_default_evaluates_every_task_and_writes_the_card(smoke_model, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from tokcom.training.build_default_taichi import build_default
+
+    output, final = smoke_model
+    summary = build_default("taichi_tiny", output, tmp_path / "results", install=False, skip_training=True, num_samples=2)
+    assert set(summary["tasks"]) == {"vqa", "caption", "sentiment"}
+    assert len(summary["tasks"]["vqa"]["results"]) == 12  # 6 SNRs x AWGN, Rayleigh
+    assert summary["without_joint_coding"]["vqa"]["results"][0]["snr_db"] == -30.0
+    saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
+    assert saved["tasks"]["caption"]["results"][0]["bleu4"] == summary["tasks"]["caption"]["results"][0]["bleu4"]
+    card = ModelCard.load(final / "README.md")
+    assert card.data.pipeline_tag == "visual-question-answering" and "build_default_taichi" in card.text
+    task_types = {result.task_type for result in card.data.eval_results}
+    assert task_types == {"visual-question-answering", "image-to-text", "text-classification"}

@@ -63,15 +63,22 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         (folder / "evaluation.json").write_text(json.dumps(summary, indent=2))
     write_model_card(model_dir, summary, command, training_log, name=DEFAULT_AVQA_MODEL)  # 4.
     if install:  # 5.
-        target = CHECKPOINTS_DIR / DEFAULT_AVQA_MODEL
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name in CHECKPOINT_FILES:
-            shutil.copy2(model_dir / name, tmp / name)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
+        install_checkpoint(model_dir, DEFAULT_AVQA_MODEL)
     return summary
+
+
+def install_checkpoint(model_dir: Path, name: str) -> Path:
+    """Copy a built default's `CHECKPOINT_FILES` into `tokcom/checkpoints/<name>/` (through a temporary sibling,
+    so `pipeline()` never sees half a checkpoint)."""
+    target = CHECKPOINTS_DIR / name
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for file_name in CHECKPOINT_FILES:
+        shutil.copy2(Path(model_dir) / file_name, tmp / file_name)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
 
 
 def main(argv=None) -> int:
