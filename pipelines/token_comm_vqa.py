@@ -361,6 +361,8 @@ def _resolve_processor(model, processor, tokenizer, feature_extractor) -> TokCom
         try:
             processor = TokComProcessor.from_pretrained(source)
         except (OSError, ValueError) as error:
+            if isinstance(error, ValueError) and os.path.isdir(source):
+                raise  # a damaged file in the model's folder: the processor's own message names it
             raise ValueError(
                 f"No TokComProcessor found at the model's `name_or_path` ({source!r}); pass `processor=`."
             ) from error
@@ -382,6 +384,14 @@ def _resolve_processor(model, processor, tokenizer, feature_extractor) -> TokCom
             video_mean=processor.video_mean,
             video_std=processor.video_std,
         )
+    audio_config = getattr(model.config, "audio_config", None)
+    for field in ("num_mel_bins", "max_length"):  # features of another shape would be answered, wrongly
+        expected, got = getattr(audio_config, field, None), getattr(processor.feature_extractor, field, None)
+        if expected is not None and got is not None and expected != got:
+            raise ValueError(
+                f"The processor's feature extractor has {field}={got} but the model's audio encoder takes {expected}: "
+                "its processor_config.json does not belong to this model."
+            )
     vocab_size = model.config.text_config.vocab_size
     if len(processor.tokenizer) > vocab_size:
         raise ValueError(

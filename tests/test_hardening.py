@@ -100,3 +100,63 @@ def test_questions_are_bounded_by_the_models_context_and_unknown_words_warn(vqa)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UnknownWordsWarning)
         vqa({**CLIP, "question": "How many instruments in the video are playing?"})
+
+
+# ---------------------------------------------------------------------------------------------- garbage model files
+
+GARBAGE = [
+    ("config.json", b"{not json"),
+    ("config.json", b"[1, 2]"),
+    ("config.json", b'{"model_type": "tokcom", "max_visual_tokens": "many"}'),
+    ("processor_config.json", b"\x00\xff"),
+    ("processor_config.json", b"[1, 2]"),
+    ("processor_config.json", b'{"feature_extractor": {"num_mel_bins": "x"}}'),
+    ("processor_config.json", b'{"model_type": "tokcom"}'),  # parses, but no extractor settings: wrong features
+    ("tokenizer.json", b"{not json"),
+    ("tokenizer.json", b"[1, 2]"),
+    ("tokenizer.json", b'{"model": 1}'),
+    ("tokenizer_config.json", b"[1, 2]"),
+]
+
+
+@pytest.fixture(scope="module")
+def damaged_folders(tmp_path_factory):
+    import shutil
+
+    from tokcom.defaults import default_model_path
+
+    folders = []
+    for index, (name, content) in enumerate(GARBAGE):
+        folder = tmp_path_factory.mktemp(f"garbage-{index}")
+        shutil.rmtree(folder)
+        shutil.copytree(default_model_path(), folder)
+        (folder / name).write_bytes(content)
+        folders.append((name, folder))
+    return folders
+
+
+def test_garbage_model_files_end_in_one_line_naming_the_file(damaged_folders, tmp_path, capsys):
+    """A garbage config.json, processor_config.json or tokenizer.json used to end in AttributeError, TypeError,
+    KeyError or an OSError from deep inside a loader (and `tokcom export` in exit code 1 with a traceback); now the
+    pipeline raises one line naming the file and what is wrong, and `tokcom export`/`tokcom evaluate` exit 2 with
+    that line and nothing written."""
+    from transformers import pipeline
+
+    from tokcom.cli import main
+
+    for name, folder in damaged_folders:
+        with pytest.raises((ValueError, OSError)) as info:
+            pipeline("token-comm-vqa", model=str(folder))
+        message = str(info.value)
+        assert type(info.value) in (ValueError, OSError) and len(message.splitlines()) == 1, (name, message)
+        assert name in message or name == "config.json" and "`max_visual_tokens`" in message, (name, message)
+        capsys.readouterr()
+        out = tmp_path / f"export-{folder.name}"
+        assert main(["export", "--model", str(folder), "--output", str(out)]) == 2
+        assert main(["evaluate", "--model", str(folder), "--num-samples", "2", "--output", str(tmp_path / "e.json")]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        errors = [line for line in err.splitlines() if line.strip() and not line.startswith("Loading weights")]  # bars
+        assert len(errors) == 2 and all(name in line for line in errors), (name, errors)
+        assert errors[0].startswith("tokcom export: error: ") and errors[1].startswith("tokcom evaluate: error: ")
+        assert not out.exists() and not (tmp_path / "e.json").exists()

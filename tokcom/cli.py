@@ -79,11 +79,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("`--fit-performance-model` needs `--fit-output DIR` (a new folder for the fitted checkpoint).")
     if args.fit_output and Path(args.fit_output).exists():
         raise FileExistsError(f"`--fit-output` {args.fit_output} already exists; choose a new folder.")
-    model = args.model
-    if model is None:
-        from tokcom.defaults import default_model_path
+    from tokcom.hub import resolve_model
 
-        model = default_model_path()
+    model = resolve_model(args.model)  # the embedded default without --model; garbage files named in one line
     options = {"num_samples": args.num_samples, "split": args.split}
     options.update({k: v for k, v in (("num_visual_tokens", args.num_visual_tokens), ("num_audio_tokens", args.num_audio_tokens),
                                       ("task", args.task)) if v is not None})  # fmt: skip

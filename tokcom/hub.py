@@ -131,8 +131,30 @@ def resolve_model(model: str | os.PathLike | None) -> str:
     if path.exists() or looks_like_path:
         if not (path.expanduser() / "config.json").is_file():
             raise FileNotFoundError(f"`--model` {path} is not a checkpoint folder (no config.json there).")
+        check_model_folder(path.expanduser())
         return str(path.expanduser())
     return str(model)  # OWNER/NAME: a Hub repo id (from_pretrained downloads it when the Hub is reachable)
+
+
+def check_model_folder(folder: str | os.PathLike) -> None:
+    """`ValueError` naming the file when a local checkpoint's `config.json` is not a JSON object with a known
+    `model_type` and valid settings, or its processor files (`processor_config.json`, `tokenizer.json`,
+    `tokenizer_config.json`) are not JSON objects; every command that takes `--model` checks here first, so garbage
+    ends in one line instead of a loader's traceback."""
+    from transformers import AutoConfig
+
+    from tokcom.modeling.processing_tokcom import check_processor_files, read_json_object
+
+    config_path = Path(folder) / "config.json"
+    config = read_json_object(config_path)
+    if not isinstance(config.get("model_type"), str):
+        raise ValueError(f"{config_path} has no `model_type` (a string naming the model family); re-export it.")
+    try:
+        AutoConfig.from_pretrained(folder)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{config_path} holds invalid settings: {reason}") from None
+    check_processor_files(folder)
 
 
 def _evaluation(model_dir: Path, results: str | os.PathLike | None) -> dict | None:
@@ -343,6 +365,7 @@ __all__ = [
     "publish_folder",
     "publish_plan",
     "remote_code_files",
+    "check_model_folder",
     "resolve_model",
     "upload_files",
     "remote_code_source",
