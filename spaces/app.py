@@ -58,6 +58,14 @@ def _load_media_io():
 
 
 media_io = _load_media_io()
+
+
+def _load_taichi_tab():
+    """`taichi_tab.py` beside this file (a built Space and the source tree alike), imported by path."""
+    spec = importlib.util.spec_from_file_location("tokcom_space_taichi_tab", HERE / "taichi_tab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 SNR_RANGE_DB = (-10.0, 30.0)
 BANDWIDTH_RANGE_MHZ = (0.5, 10.0)
 POWER_RANGE_DBM = (0.0, 30.0)
@@ -227,10 +235,12 @@ def _check_range(value, name: str, low: float, high: float) -> float:
     return float(value)
 
 
-def build_demo(model: str | None = None, samples_dir: str | Path | None = None) -> gr.Blocks:
-    """The Gradio Blocks app for `model` (folder or repo id) and the sample scenes in `samples_dir`."""
+def build_demo(model: str | None = None, samples_dir: str | Path | None = None, taichi_dir: str | Path | None = None) -> gr.Blocks:
+    """The Gradio Blocks app for `model` (folder or repo id) and the sample scenes in `samples_dir`; with a TaiChi
+    folder (`taichi_dir`, default `TOKCOM_TAICHI` or `./taichi`, holding `model/` and `samples/`) a TaiChi tab too."""
     model = model or os.environ.get("TOKCOM_MODEL", str(HERE / "model"))
     samples_dir = Path(samples_dir or os.environ.get("TOKCOM_SAMPLES", HERE / "samples"))
+    taichi_dir = Path(taichi_dir or os.environ.get("TOKCOM_TAICHI", HERE / "taichi"))
     vqa = pipeline("token-comm-vqa", model=model, trust_remote_code=True, device="cpu")
     config = vqa.model.config
     max_visual, max_audio = int(config.max_visual_tokens), int(config.max_audio_tokens)
@@ -290,47 +300,54 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None) 
         plot_snr = min(max(marked_snr, SNR_RANGE_DB[0]), SNR_RANGE_DB[1]) if math.isfinite(marked_snr) else SNR_RANGE_DB[1]
         return out["answer"], f"{out['score']:.3f}", report_markdown(out), snr_plot(curves, CHANNELS[channel], plot_snr)
 
-    with gr.Blocks(title="tokcom: token communication VQA") as demo:
-        gr.Markdown(
-            "# Token communication: audio-visual QA over a wireless uplink\n"
-            "Video tokens, audio tokens and the question each cross their own simulated link (AWGN or Rayleigh); "
-            "a LoRA-adapted LLM at the base station answers from the noisy tokens. Model: `" + str(model) + "` "
-            "(tiny, trained on a synthetic audio-visual world)."
-        )
-        with gr.Row():
-            with gr.Column():
-                sample = gr.Dropdown([s["id"] for s in samples], value=samples[0]["id"] if samples else None,
-                                     label="Sample scene", elem_id="sample")  # fmt: skip
-                frames_view = gr.Image(label="Frames (left to right in time)", interactive=False, elem_id="frames")
-                audio = gr.Audio(label="Audio (.wav; upload to replace)", type="filepath", sources=["upload"], elem_id="audio")
-                frame_files = gr.File(label="Or upload frames (.png/.jpg, sorted by name)", file_count="multiple",
-                                      file_types=list(FRAME_SUFFIXES), elem_id="frame_files")  # fmt: skip
-                question = gr.Dropdown([], label="Question (pick or type)", allow_custom_value=True, elem_id="question")
-            with gr.Column():
-                channel = gr.Radio(list(CHANNELS), value="AWGN", label="Channel", elem_id="channel")
-                snr = gr.Slider(*SNR_RANGE_DB, value=10.0, step=0.5, label="SNR [dB] (by-hand mode)", elem_id="snr")
-                mode = gr.Radio(["by hand", "auto"], value="by hand", label="Token lengths",
-                                info="auto: the allocator picks tokens, bandwidth and power; each link's SNR then "
-                                     "follows from its power, bandwidth and distance", elem_id="mode")  # fmt: skip
-                visual_tokens = gr.Slider(1, max_visual, value=max_visual, step=1, label="Visual tokens", elem_id="visual_tokens")
-                audio_tokens = gr.Slider(1, max_audio, value=max_audio, step=1, label="Audio tokens", elem_id="audio_tokens")
-                bandwidth = gr.Slider(*BANDWIDTH_RANGE_MHZ, value=3.0, step=0.1, label="Uplink bandwidth [MHz] (auto)", elem_id="bandwidth")
-                power = gr.Slider(*POWER_RANGE_DBM, value=23.0, step=0.5, label="Power budget [dBm] (auto)", elem_id="power")
-                visual_km = gr.Slider(*DISTANCE_RANGE_KM, value=0.35, step=0.01, label="Video device distance [km]", elem_id="visual_km")
-                audio_km = gr.Slider(*DISTANCE_RANGE_KM, value=0.45, step=0.01, label="Audio device distance [km]", elem_id="audio_km")
-                seed = gr.Number(0, precision=0, minimum=0, label="Noise seed", elem_id="seed")
-                submit = gr.Button("Send and answer", variant="primary", elem_id="submit")
-        with gr.Row():
-            with gr.Column():
-                answer_box = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
-                score_box = gr.Textbox(label="Score (probability of the answer)", interactive=False, elem_id="score")
-                report = gr.Markdown(elem_id="report")
-            plot = gr.Plot(label="Accuracy vs SNR", elem_id="plot")
-        sample.change(friendly(sample_media), sample, [frames_view, audio, question])
-        demo.load(friendly(sample_media), sample, [frames_view, audio, question])
-        inputs = [sample, frame_files, audio, question, channel, snr, mode, visual_tokens, audio_tokens,
-                  bandwidth, power, visual_km, audio_km, seed]  # fmt: skip
-        submit.click(friendly(answer), inputs, [answer_box, score_box, report, plot], api_name="answer", concurrency_limit=1)
+    with gr.Blocks(title="tokcom: token communication") as demo:
+        with gr.Tab("TokCom: audio-visual QA", elem_id="tab_tokcom"):
+            gr.Markdown(
+                "# Token communication: audio-visual QA over a wireless uplink\n"
+                "Video tokens, audio tokens and the question each cross their own simulated link (AWGN or Rayleigh); "
+                "a LoRA-adapted LLM at the base station answers from the noisy tokens. Model: `" + str(model) + "` "
+                "(tiny, trained on a synthetic audio-visual world)."
+            )
+            with gr.Row():
+                with gr.Column():
+                    sample = gr.Dropdown([s["id"] for s in samples], value=samples[0]["id"] if samples else None,
+                                         label="Sample scene", elem_id="sample")  # fmt: skip
+                    frames_view = gr.Image(label="Frames (left to right in time)", interactive=False, elem_id="frames")
+                    audio = gr.Audio(label="Audio (.wav; upload to replace)", type="filepath", sources=["upload"], elem_id="audio")
+                    frame_files = gr.File(label="Or upload frames (.png/.jpg, sorted by name)", file_count="multiple",
+                                          file_types=list(FRAME_SUFFIXES), elem_id="frame_files")  # fmt: skip
+                    question = gr.Dropdown([], label="Question (pick or type)", allow_custom_value=True, elem_id="question")
+                with gr.Column():
+                    channel = gr.Radio(list(CHANNELS), value="AWGN", label="Channel", elem_id="channel")
+                    snr = gr.Slider(*SNR_RANGE_DB, value=10.0, step=0.5, label="SNR [dB] (by-hand mode)", elem_id="snr")
+                    mode = gr.Radio(["by hand", "auto"], value="by hand", label="Token lengths",
+                                    info="auto: the allocator picks tokens, bandwidth and power; each link's SNR then "
+                                         "follows from its power, bandwidth and distance", elem_id="mode")  # fmt: skip
+                    visual_tokens = gr.Slider(1, max_visual, value=max_visual, step=1, label="Visual tokens", elem_id="visual_tokens")
+                    audio_tokens = gr.Slider(1, max_audio, value=max_audio, step=1, label="Audio tokens", elem_id="audio_tokens")
+                    bandwidth = gr.Slider(*BANDWIDTH_RANGE_MHZ, value=3.0, step=0.1, label="Uplink bandwidth [MHz] (auto)", elem_id="bandwidth")
+                    power = gr.Slider(*POWER_RANGE_DBM, value=23.0, step=0.5, label="Power budget [dBm] (auto)", elem_id="power")
+                    visual_km = gr.Slider(*DISTANCE_RANGE_KM, value=0.35, step=0.01, label="Video device distance [km]", elem_id="visual_km")
+                    audio_km = gr.Slider(*DISTANCE_RANGE_KM, value=0.45, step=0.01, label="Audio device distance [km]", elem_id="audio_km")
+                    seed = gr.Number(0, precision=0, minimum=0, label="Noise seed", elem_id="seed")
+                    submit = gr.Button("Send and answer", variant="primary", elem_id="submit")
+            with gr.Row():
+                with gr.Column():
+                    answer_box = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
+                    score_box = gr.Textbox(label="Score (probability of the answer)", interactive=False, elem_id="score")
+                    report = gr.Markdown(elem_id="report")
+                plot = gr.Plot(label="Accuracy vs SNR", elem_id="plot")
+            sample.change(friendly(sample_media), sample, [frames_view, audio, question])
+            demo.load(friendly(sample_media), sample, [frames_view, audio, question])
+            inputs = [sample, frame_files, audio, question, channel, snr, mode, visual_tokens, audio_tokens,
+                      bandwidth, power, visual_km, audio_km, seed]  # fmt: skip
+            submit.click(friendly(answer), inputs, [answer_box, score_box, report, plot], api_name="answer", concurrency_limit=1)
+        if (taichi_dir / "model" / "config.json").is_file():
+            with gr.Tab("TaiChi: image QA, captions, sentences", elem_id="tab_taichi"):
+                show_sample, taichi_sample, taichi_views = _load_taichi_tab().build_taichi_tab(
+                    str(taichi_dir / "model"), taichi_dir / "samples", friendly, _check_range, CHANNELS, SNR_RANGE_DB
+                )
+            demo.load(show_sample, taichi_sample, taichi_views)
     return demo.queue(default_concurrency_limit=1, max_size=32)
 
 

@@ -25,7 +25,20 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networkin
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
-    return build_space(tmp_path_factory.mktemp("space") / "tokcom-space", num_scenes=3)
+    import torch
+
+    from tokcom.modeling import TaiChiConfig, TaiChiForConditionalGeneration
+    from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor
+    from tokcom.training.taichi_corpus import TaiChiCorpus
+    from tokcom.training.tokenization import build_word_tokenizer
+
+    # a TaiChi checkpoint for the TaiChi tab (random weights: the tab's plumbing is under test, not its answers)
+    taichi = tmp_path_factory.mktemp("taichi_model")
+    torch.manual_seed(0)
+    TaiChiForConditionalGeneration(TaiChiConfig.tiny()).save_pretrained(taichi)
+    corpus = TaiChiCorpus.build({"test_scenes": 3, "questions_per_scene": 4, "sentiment_sentences": 48, "seed": 2024}, "test")
+    TaiChiProcessor(build_word_tokenizer([*DEFAULT_INSTRUCTIONS.values(), *corpus.texts()])).save_pretrained(taichi)
+    return build_space(tmp_path_factory.mktemp("space") / "tokcom-space", num_scenes=3, taichi_model=str(taichi))
 
 
 def test_built_space_holds_app_card_model_and_samples(space):
@@ -121,6 +134,54 @@ def test_browser_moves_the_snr_slider_submits_and_reads_answer_and_report(runnin
         finally:
             browser.close()
     assert (ARTIFACTS / "space-by-hand.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_browser_drives_the_taichi_tab(running_space, space):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does) to run the browser test.")
+    from playwright.sync_api import sync_playwright
+
+    index = json.loads((space / "taichi" / "samples" / "index.json").read_text())
+    assert len(index["images"]) == 3 and index["sentences"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            page.goto(running_space, wait_until="networkidle")
+            page.get_by_role("tab", name="TaiChi").click()
+            page.wait_for_function("() => document.querySelector('#taichi_text input')?.value.length > 0", timeout=60000)
+            page.locator("#taichi_snr input[type=range]").fill("-5")
+            page.locator("#taichi_visual_tokens input[type=number]").fill("4")
+            page.locator("#taichi_visual_tokens input[type=number]").press("Enter")
+            page.locator("#taichi_channel").get_by_text("Rayleigh", exact=True).click()
+            page.locator("#taichi_submit").click()
+            page.wait_for_function("() => document.querySelector('#taichi_report')?.innerText.includes('channel uses')",
+                                   timeout=120000)  # fmt: skip
+            report = page.locator("#taichi_report").inner_text()
+            assert "-5.00" in report and "visual" in report
+            visual_row = next(line for line in report.splitlines() if line.strip().startswith("visual"))
+            assert "4" in visual_row.split()[1:2]
+            score = float(page.locator("#taichi_score textarea").input_value())
+            assert 0.0 <= score <= 1.0
+            page.screenshot(path=str(ARTIFACTS / "space-taichi-vqa.png"), full_page=True)
+
+            page.locator("#taichi_task").get_by_text("Classify a sentence", exact=False).click()
+            page.locator("#taichi_text input").fill(index["sentences"][0]["text"])
+            page.locator("#taichi_text input").press("Enter")
+            page.locator("#taichi_submit").click()
+            page.wait_for_function(
+                "() => /visual\\s+0\\s/.test(document.querySelector('#taichi_report')?.innerText || '')", timeout=120000
+            )  # a sentence sends no visual tokens
+
+            page.locator("#taichi_task").get_by_text("Answer a question", exact=False).click()
+            page.locator("#taichi_text input").fill("why " * 60)
+            page.locator("#taichi_text input").press("Enter")
+            page.locator("#taichi_submit").click()
+            page.get_by_text("Type a question").first.wait_for(timeout=60000)  # a friendly error, not a traceback
+        finally:
+            browser.close()
 
 
 def test_uploaded_files_are_checked_with_friendly_messages(tmp_path):

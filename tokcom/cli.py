@@ -138,7 +138,7 @@ def _cmd_space(args: argparse.Namespace) -> int:
 
     folder = Path(args.build_dir)
     if args.overwrite or not (folder / "app.py").is_file():
-        build_space(folder, model=args.model, overwrite=args.overwrite)
+        build_space(folder, model=args.model, overwrite=args.overwrite, taichi_model=args.taichi_model)
         print(f"built the Space in {folder}", file=sys.stderr)
     if args.no_launch:
         return 0
@@ -208,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     space = sub.add_parser("space", help="build the Gradio Space (app, exported model, samples) and serve it locally")
     space.add_argument("--build-dir", default="tokcom-space", help="Space folder (built when missing; default ./tokcom-space)")
     space.add_argument("--model", help="checkpoint folder (default: the embedded default)")
+    space.add_argument("--taichi-model", help="TaiChi checkpoint for the TaiChi tab (default: the embedded one, if installed)")
     space.add_argument("--port", type=int, default=7860)
     space.add_argument("--no-launch", action="store_true", help="only build the folder")
     space.add_argument("--overwrite", action="store_true", help="rebuild an existing folder")

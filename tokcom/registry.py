@@ -75,6 +75,7 @@ FAMILIES: dict[str, Family] = {
         tasks=("token-comm-vqa", "token-comm-image-to-text", "token-comm-text-classification"),
         stages_module="tokcom.training.stages_taichi",
         evaluator_class="tokcom.training.evaluate_taichi.TaiChiEvaluator",
+        space_samples="tokcom.space.write_taichi_samples",
         paper="taichi-vlm-tokencom.txt",
     ),
     "unitocom_tokenizer": Family(  # UniToCom's per-modality sigma-GenIB / VAE tokenizers with their adaptive link

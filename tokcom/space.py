@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SPACE_FILES = ("app.py", "requirements.txt", "README.md")
+SPACE_FILES = ("app.py", "taichi_tab.py", "requirements.txt", "README.md")
+TAICHI_DEFAULT = "taichi-tiny"  # the embedded TaiChi default, used for the TaiChi tab when installed
 MEDIA_IO_FILE = "media_io.py"  # copied from tokcom/modeling beside app.py (one source with the remote code)
 
 
@@ -57,11 +58,47 @@ def write_samples(folder: str | os.PathLike, num_scenes: int = 6, seed: int = 20
     return rows
 
 
-def build_space(output_dir: str | os.PathLike, model: str | None = None, num_scenes: int = 6, overwrite: bool = False) -> Path:
+def write_taichi_samples(folder: str | os.PathLike, num_scenes: int = 6, seed: int = 2024) -> dict:
+    """Shapes-world images with questions, and sentences, for the TaiChi tab: `<folder>/<id>.png` and
+    `<folder>/index.json` = `{"images": [{"id", "file", "caption", "questions": [{"question", "answer",
+    "family"}]}], "sentences": [{"text", "label"}]}`.
+
+    >>> import tempfile
+    >>> index = write_taichi_samples(tempfile.mkdtemp(), num_scenes=2)
+    >>> len(index["images"]), sorted(index["images"][0]), len(index["sentences"]) > 0
+    (2, ['caption', 'file', 'id', 'questions'], True)
+    """
+    from PIL import Image
+
+    from tokcom.training.taichi_corpus import SENTIMENT_ANSWERS, TaiChiCorpus
+
+    if not 1 <= num_scenes <= 64:
+        raise ValueError(f"`num_scenes` must be in [1, 64], got {num_scenes}.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = TaiChiCorpus.build({"test_scenes": num_scenes, "questions_per_scene": 4, "sentiment_sentences": 48,
+                                 "seed": seed}, "test")  # fmt: skip
+    images = []
+    for index, image in enumerate(corpus.images):
+        name = f"image-{index:02d}"
+        Image.fromarray(image).save(folder / f"{name}.png")
+        asked = [{"question": q["question"], "answer": q["answer"], "family": q["family"]}
+                 for q in corpus.questions if q["image_index"] == index]  # fmt: skip
+        images.append({"id": name, "file": f"{name}.png", "caption": corpus.captions[index][0], "questions": asked})
+    sentences = [{"text": text, "label": SENTIMENT_ANSWERS[label]}
+                 for text, label in zip(corpus.sentences[:6], corpus.sentiment_labels[:6])]  # fmt: skip
+    index = {"images": images, "sentences": sentences}
+    (folder / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    return index
+
+
+def build_space(output_dir: str | os.PathLike, model: str | None = None, num_scenes: int = 6, overwrite: bool = False,
+                taichi_model: str | None = None) -> Path:  # fmt: skip
     """Write a runnable Space folder (app, requirements, card, exported model, samples) into `output_dir`.
 
     The folder is assembled beside `output_dir` and moved into place at the end, so a failure leaves nothing
-    half-written. `model`: a checkpoint folder or repo id (default: the embedded default).
+    half-written. `model`: a checkpoint folder or repo id (default: the embedded default). `taichi_model`: a TaiChi
+    checkpoint for the TaiChi tab (default: the embedded `taichi-tiny` when installed; without one, no tab).
     """
     from transformers import AutoConfig
 
@@ -72,6 +109,9 @@ def build_space(output_dir: str | os.PathLike, model: str | None = None, num_sce
 
     # the model's family (registry) writes the sample inputs its Space tab offers
     family = family_for_model_type(AutoConfig.from_pretrained(resolve_model(model)).model_type)
+    if family.name == "taichi":
+        raise ValueError("The Space's first tab is TokCom AVQA: give a TaiChi checkpoint as `taichi_model` "
+                         "(`tokcom space --taichi-model PATH`), not as `model`.")
     if family.space_samples is None:
         raise ValueError(f"The {family.name!r} family has no Space samples yet (`space_samples` in tokcom/registry.py).")
     write_family_samples = import_object(family.space_samples)
@@ -87,6 +127,14 @@ def build_space(output_dir: str | os.PathLike, model: str | None = None, num_sce
         shutil.copy2(Path(media_io.__file__), staging / MEDIA_IO_FILE)
         export_model(model, staging / "model")
         write_family_samples(staging / "samples", num_scenes=num_scenes)
+        if taichi_model is None:
+            from tokcom.defaults import CHECKPOINTS_DIR
+
+            embedded = CHECKPOINTS_DIR / TAICHI_DEFAULT
+            taichi_model = str(embedded) if (embedded / "config.json").is_file() else None
+        if taichi_model is not None:
+            export_model(taichi_model, staging / "taichi" / "model")
+            write_taichi_samples(staging / "taichi" / "samples", num_scenes=num_scenes)
     return Path(output_dir)
 
 
@@ -103,4 +151,4 @@ def launch_space(folder: str | os.PathLike, port: int = 7860, host: str = "127.0
     return subprocess.call([sys.executable, str(folder / "app.py")], cwd=folder, env=env)
 
 
-__all__ = ["MEDIA_IO_FILE", "SPACE_FILES", "build_space", "launch_space", "write_samples"]
+__all__ = ["MEDIA_IO_FILE", "SPACE_FILES", "build_space", "launch_space", "write_samples", "write_taichi_samples"]
