@@ -8,33 +8,25 @@ each modality's token length come either from the caller (`snr_db=...`) or from 
 
 from __future__ import annotations
 
-import collections.abc
 import math
 import numbers
 import os
-import warnings
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
-from transformers import AutoFeatureExtractor, AutoTokenizer, Pipeline
-from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+from transformers import AutoFeatureExtractor, AutoTokenizer
 
-from tokcom.modeling.links import LINK_CHANNEL_TYPES as CHANNEL_TYPES
 from tokcom.modeling.media_io import check_duration, check_waveform, load_frames, pcm_to_float, read_wav
 from tokcom.modeling.processing_tokcom import TokComProcessor
 
-from .link_planner import TEXT_LINK_DEFAULT_DISTANCE_KM, LinkPlan, plan_links
-from .token_comm_base import UnknownWordsWarning
+from .link_planner import TEXT_LINK_DEFAULT_DISTANCE_KM, LinkPlan
+from .token_comm_base import MAX_QUESTION_CHARS, TokenCommPipeline, UnknownWordsWarning, check_prompt_tokens, check_text
 
 TASK = "token-comm-vqa"
 INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
-MAX_QUESTION_CHARS = 1000  # a question, not a document (a million characters took 433 s and answered '')
 AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")
-_LINK_PARAMETERS = ("snr_db", "network", "method", "num_visual_tokens", "num_audio_tokens")
 
 
-class TokenCommVQAPipeline(Pipeline):
+class TokenCommVQAPipeline(TokenCommPipeline):
     r"""Answer a question about a video clip and its audio after sending all three over wireless links.
 
     Build it with `pipeline("token-comm-vqa", model=PATH)` after `import tokcom` (no `model`: the embedded default
@@ -98,13 +90,9 @@ class TokenCommVQAPipeline(Pipeline):
     ('proposed', 500000.0)
     """
 
-    # The only preprocessing class is the TokComProcessor, loaded in `__init__`: `pipeline()` must not guess
-    # tokenizers, feature extractors or processors from the model folder (AutoProcessor cannot build this one).
-    _load_processor = False
-    _load_image_processor = False
-    _load_video_processor = False
-    _load_feature_extractor = False
-    _load_tokenizer = False
+    # The only preprocessing class is the TokComProcessor, loaded in `__init__` (the base class keeps `pipeline()`
+    # from guessing tokenizers, feature extractors or processors from the model folder).
+    task_name = TASK
 
     def __new__(cls, model=None, *args, **kwargs):
         """A TaiChi model answers questions about an image: `pipeline("token-comm-vqa", model=TAICHI)` builds
@@ -138,84 +126,7 @@ class TokenCommVQAPipeline(Pipeline):
             processor=processor,
             **kwargs,
         )
-        if "plan" not in self._postprocess_params:  # neither mode given at construction: the config's SNR
-            forward, self._postprocess_params["plan"] = self._link_plan()
-            self._forward_params.update(forward)
-
-    def __call__(self, inputs, **kwargs):
-        """Answer one input dict or a list of them (see the class docstring); an empty list is refused."""
-        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
-            raise ValueError("`inputs` is an empty list: give one input dict or a non-empty list of them.")
-        return super().__call__(inputs, **kwargs)
-
-    def save_pretrained(self, save_directory, **kwargs):
-        """`Pipeline.save_pretrained` (model, tokenizer, feature extractor, `custom_pipelines` in config.json, the
-        pipeline code) plus the whole processor (`processor_config.json`), which the base class does not save."""
-        super().save_pretrained(save_directory, **kwargs)
-        self.processor.save_pretrained(save_directory)
-
-    # ------------------------------------------------------------------ parameters
-
-    def _sanitize_parameters(
-        self,
-        snr_db=None,
-        network=None,
-        method=None,
-        num_visual_tokens=None,
-        num_audio_tokens=None,
-        channel_type=None,
-        seed=None,
-        max_new_tokens=None,
-        local_files_only=None,  # consumed by `pipeline()`, which passes it on
-        **unknown,
-    ):
-        if unknown:
-            allowed = [*_LINK_PARAMETERS, "channel_type", "seed", "max_new_tokens", "batch_size", "num_workers"]
-            raise ValueError(f"Unknown argument(s) {sorted(unknown)} for the {TASK!r} pipeline; allowed: {allowed}.")
-        forward_params, postprocess_params = {}, {}
-        # the link parameters form one group: given together at a call, they replace the construction's plan whole
-        if any(value is not None for value in (snr_db, network, method, num_visual_tokens, num_audio_tokens)):
-            forward, postprocess_params["plan"] = self._link_plan(
-                snr_db, network, method, num_visual_tokens, num_audio_tokens
-            )
-            forward_params.update(forward)
-        if channel_type is not None:
-            if channel_type not in CHANNEL_TYPES:
-                raise ValueError(f"`channel_type` must be one of {CHANNEL_TYPES}, got {channel_type!r}.")
-            forward_params["channel_type"] = channel_type
-        if seed is not None:
-            forward_params["seed"] = _integer(seed, "seed", low=0)
-        if max_new_tokens is not None:
-            forward_params["max_new_tokens"] = _integer(max_new_tokens, "max_new_tokens", low=1)
-        return {}, forward_params, postprocess_params
-
-    def _link_plan(self, snr_db=None, network=None, method=None, num_visual_tokens=None, num_audio_tokens=None):
-        """The links of this call (`tokcom.pipelines.link_planner`): the model's `links=` and the plan for reports."""
-        plan = plan_links(
-            self.model.config, snr_db, network, method, {"visual": num_visual_tokens, "audio": num_audio_tokens}
-        )
-        return {"links": plan.links}, plan
-
-    def preprocess(self, inputs) -> dict:
-        """One input dict -> the model's inputs (a batch of one): `read_input`, then `featurize`."""
-        return self.featurize([self.read_input(inputs)])
-
-    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        """With `batch_size > 1`: each input is checked and read on its own (`read_input`), and each batch is
-        featurized at once (`featurize` as the DataLoader's `collate_fn`: one tokenizer call, the frames of every
-        video in one tensor, every clip's filterbank in one torch computation), instead of the base class's
-        per-input preprocessing and padding collation. The answers are the same as one input at a time."""
-        if batch_size == 1:
-            return super().get_iterator(
-                inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
-            )
-        if isinstance(inputs, collections.abc.Sized):
-            dataset = PipelineDataset(inputs, self.read_input, preprocess_params)
-        else:
-            dataset, num_workers = PipelineIterator(inputs, self.read_input, preprocess_params), min(num_workers, 1)
-        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=self.featurize)
-        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
-        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
+        self._plan_at_construction()
 
     def read_input(self, inputs) -> dict:
         """One input dict, checked -> `{"video": uint8 (frames, H, W, 3), "audio": float32 (samples,) at the
@@ -230,11 +141,7 @@ class TokenCommVQAPipeline(Pipeline):
         for key in ("video", "audio", "question"):
             if inputs.get(key) is None:
                 raise ValueError(f"`{key}` is missing from the input; give 'video', 'audio' and 'question'.")
-        question = inputs["question"]
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError(f"`question` must be a non-empty string, got {question!r}.")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise ValueError(f"`question` has {len(question):,} characters; at most {MAX_QUESTION_CHARS} are accepted.")
+        question = check_text(inputs["question"], "question", MAX_QUESTION_CHARS)
         video = _load_video(inputs["video"])
         audio = self._load_audio(inputs["audio"], inputs.get("sampling_rate"))
         return {"video": video, "audio": audio, "question": question}
@@ -248,18 +155,8 @@ class TokenCommVQAPipeline(Pipeline):
             text=questions, videos=[item["video"] for item in items], audio=[item["audio"] for item in items],
             sampling_rate=rate,
         )  # fmt: skip
-        question_tokens = batch["attention_mask"].sum(dim=1)
-        limit = max_question_tokens(self.model.config)
-        for row, question in enumerate(questions):
-            count = int(question_tokens[row])
-            if count == 0:
-                raise ValueError(f"`question` gives no tokens, got {question!r}.")
-            if limit is not None and count > limit:
-                raise ValueError(
-                    f"`question` gives {count} tokens; at most {limit} fit in the model's context beside the visual, "
-                    "audio and answer tokens: shorten it."
-                )
-            _warn_unknown_words(self.processor.tokenizer, question, batch["input_ids"][row], batch["attention_mask"][row])
+        question_tokens = check_prompt_tokens(self.processor.tokenizer, questions, batch["input_ids"],
+                                              batch["attention_mask"], max_question_tokens(self.model.config))  # fmt: skip
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
@@ -276,7 +173,7 @@ class TokenCommVQAPipeline(Pipeline):
         seed=None,
         max_new_tokens=None,
     ) -> dict:
-        generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        generator = self.generator(seed)
         output = self.model.answer(
             input_ids=model_inputs["input_ids"],
             attention_mask=model_inputs["attention_mask"],
@@ -410,34 +307,6 @@ def max_question_tokens(config) -> int | None:
         return None
     used = sum(int(getattr(config, key, 0) or 0) for key in ("max_visual_tokens", "max_audio_tokens", "answer_max_new_tokens"))
     return max(1, int(positions) - used)
-
-
-def _warn_unknown_words(tokenizer, question: str, input_ids, attention_mask) -> None:
-    """`UnknownWordsWarning` naming the share and a few of the question's words that encode to the unknown token."""
-    unk = tokenizer.unk_token_id
-    if unk is None or not bool(((input_ids == unk) & attention_mask.bool()).any()):
-        return
-    ids = input_ids[attention_mask.bool()].tolist()
-    unknown = sum(token == unk for token in ids)
-    try:  # the words themselves, from the fast tokenizer's offsets
-        encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-        words = [question[a:b] for token, (a, b) in zip(encoded["input_ids"], encoded["offset_mapping"]) if token == unk]
-    except (NotImplementedError, KeyError, TypeError, ValueError):
-        words = []
-    examples = f" (e.g. {', '.join(repr(w) for w in dict.fromkeys(words[:5]))})" if words else ""
-    warnings.warn(
-        f"{unknown} of {len(ids)} words of the question are not in the model's vocabulary{examples} "
-        f"({unknown / len(ids):.0%}); they reach the model as {tokenizer.unk_token!r}, so the answer cannot depend "
-        "on them.",
-        UnknownWordsWarning,
-        stacklevel=2,
-    )
-
-
-def _integer(value, field: str, low: int, high: int = 2**63 - 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise ValueError(f"`{field}` must be an integer in [{low}, {high}], got {value!r}.")
-    return int(value)
 
 
 def _load_video(video) -> np.ndarray:
