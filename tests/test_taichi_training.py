@@ -159,3 +159,36 @@ def test_build_default_evaluates_every_task_and_writes_the_card(smoke_model, tmp
     assert card.data.pipeline_tag == "visual-question-answering" and "build_default_taichi" in card.text
     task_types = {result.task_type for result in card.data.eval_results}
     assert task_types == {"visual-question-answering", "image-to-text", "text-classification"}
+
+
+def test_docstrings_of_the_taichi_training_side_run():
+    import doctest
+
+    import tokcom.modeling.decoding as decoding
+    import tokcom.modeling.lora as lora
+    import tokcom.space as space
+    import tokcom.training.evaluate_taichi as evaluate_taichi
+    import tokcom.training.stages_taichi as stages_taichi
+    import tokcom.training.taichi_corpus as taichi_corpus
+
+    for module in (decoding, lora, space, evaluate_taichi, stages_taichi, taichi_corpus):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_attribute_recall_reads_noun_phrases():
+    from tokcom.training.evaluate_taichi import attribute_recall, caption_metrics
+
+    objects = [{"size": "large", "color": "red", "material": "rubber", "shape": "cube"},
+               {"size": "small", "color": "blue", "material": "metal", "shape": "sphere"}]  # fmt: skip
+    assert attribute_recall("Two objects on a gray floor: a large red matte cube, a small blue shiny sphere.", objects) == 1.0
+    assert attribute_recall("a large blue cube and a sphere", objects) == 0.5  # wrong colour for the cube
+    assert attribute_recall("Simple 3D shapes: cubes, spheres.", objects) == 1.0  # states no attribute wrongly
+    assert attribute_recall("a red cylinder", objects) == 0.0
+    caption = "one object on a gray floor: a large red rubber cube."
+    perfect = caption_metrics([caption], [{"captions": [caption, "a red cube"], "objects": objects[:1]}])
+    assert perfect == {"bleu4": pytest.approx(1.0), "attribute_recall": 1.0}
+    wrong = caption_metrics(["two objects: a small blue metal sphere."], [{"captions": [caption], "objects": objects[:1]}])
+    assert wrong["bleu4"] < 0.3 and wrong["attribute_recall"] == 0.0
+    with pytest.raises(ValueError, match="predictions"):
+        caption_metrics([], [])
