@@ -1,4 +1,4 @@
-"""Shared pieces of answer decoding: the probability of a generated answer.
+"""Shared pieces of answer decoding: the teacher-forcing labels of an answer and the probability of a generated one.
 
 >>> import torch
 >>> sequences = torch.tensor([[5, 2, 0]])            # answer, eos (id 2), then padding
@@ -11,6 +11,14 @@
 from __future__ import annotations
 
 import torch
+
+
+def answer_labels(tokenizer, answers) -> torch.Tensor:
+    """Answer strings -> `labels` `(batch, tokens + 1)`: ids then eos, right-padded with -100."""
+    eos = tokenizer.eos_token_id
+    ids = [tokenizer(answer, add_special_tokens=False)["input_ids"] + [eos] for answer in answers]
+    width = max(len(row) for row in ids)
+    return torch.tensor([row + [-100] * (width - len(row)) for row in ids], dtype=torch.long)
 
 
 def sequence_probability(sequences: torch.Tensor, step_scores, eos_token_id: int | None) -> torch.Tensor:
@@ -30,4 +38,4 @@ def sequence_probability(sequences: torch.Tensor, step_scores, eos_token_id: int
     return log_score.exp()
 
 
-__all__ = ["sequence_probability"]
+__all__ = ["answer_labels", "sequence_probability"]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from transformers import BatchFeature, PreTrainedTokenizerFast, ProcessorMixin
 
 from .configuration_taichi import TASKS
+from .decoding import answer_labels
 from .media_io import load_image
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
@@ -24,14 +25,6 @@ DEFAULT_INSTRUCTIONS = {
     "sentiment": "is the following sentence positive or negative ? sentence : {text}",
 }
 IMAGE_TASKS = ("vqa", "caption")
-
-
-def answer_labels(tokenizer, answers) -> torch.Tensor:
-    """Answer strings -> `labels` `(batch, tokens + 1)`: ids then eos, right-padded with -100."""
-    eos = tokenizer.eos_token_id
-    ids = [tokenizer(answer, add_special_tokens=False)["input_ids"] + [eos] for answer in answers]
-    width = max(len(row) for row in ids)
-    return torch.tensor([row + [-100] * (width - len(row)) for row in ids], dtype=torch.long)
 
 
 class TaiChiProcessor(ProcessorMixin):
@@ -142,4 +135,4 @@ class TaiChiProcessor(ProcessorMixin):
         return [text.strip() for text in self.tokenizer.batch_decode(sequences, skip_special_tokens=True, **kwargs)]
 
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "IMAGE_TASKS", "TaiChiProcessor", "answer_labels"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "IMAGE_TASKS", "TaiChiProcessor"]

@@ -12,6 +12,8 @@ from transformers import ASTFeatureExtractor, BatchFeature, PreTrainedTokenizerF
 from transformers.audio_utils import mel_filter_bank, window_function
 from transformers.utils import is_speech_available
 
+from .decoding import answer_labels
+
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 _INIT_KEYS = ("num_frames", "frame_size", "video_mean", "video_std")
 # Kaldi-style filterbank framing of ASTFeatureExtractor's numpy path (25 ms windows every 10 ms at 16 kHz)
@@ -146,10 +148,7 @@ class TokComProcessor(ProcessorMixin):
 
     def process_answers(self, answers) -> torch.Tensor:
         """Answer strings -> `labels` `(batch, tokens + 1)`: ids then eos, right-padded with -100."""
-        eos = self.tokenizer.eos_token_id
-        ids = [self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [eos] for answer in answers]
-        width = max(len(row) for row in ids)
-        return torch.tensor([row + [-100] * (width - len(row)) for row in ids], dtype=torch.long)
+        return answer_labels(self.tokenizer, answers)
 
     def __call__(
         self,

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 
 from tokcom.modeling import TaiChiForConditionalGeneration
 from tokcom.modeling.configuration_taichi import TASKS
-from tokcom.modeling.processing_taichi import IMAGE_TASKS, TaiChiProcessor, answer_labels
+from tokcom.modeling.decoding import answer_labels
+from tokcom.modeling.processing_taichi import IMAGE_TASKS, TaiChiProcessor
 from tokcom.training.data.shapes_render import COLORS, SHAPES, SIZES
 from tokcom.training.engine import RECIPE_FILE
 from tokcom.training.evaluation import Evaluator, register_metric

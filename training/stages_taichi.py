@@ -26,7 +26,8 @@ from torch import nn
 
 from tokcom.modeling import Link, TaiChiConfig, TaiChiForConditionalGeneration
 from tokcom.modeling.configuration_taichi import LINKS, TASKS
-from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor, answer_labels
+from tokcom.modeling.decoding import answer_labels
+from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor
 from tokcom.training.engine import FamilyStages
 from tokcom.training.taichi_corpus import ATTRIBUTES, DATA_DEFAULTS, SENTIMENT_ANSWERS, TaiChiCorpus
 
