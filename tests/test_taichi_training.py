@@ -159,6 +159,18 @@ def test_build_default_evaluates_every_task_and_writes_the_card(smoke_model, tmp
     assert card.data.pipeline_tag == "visual-question-answering" and "build_default_taichi" in card.text
     task_types = {result.task_type for result in card.data.eval_results}
     assert task_types == {"visual-question-answering", "image-to-text", "text-classification"}
+    # the fitted phi of the visual link is in the config: the pipeline's network mode (the allocator) now works
+    fit = summary["performance_model_fit"]
+    assert [row["tokens"] for row in fit["measurements"]] == [1, 2, 4, 9, 16]
+    assert TaiChiForConditionalGeneration.from_pretrained(final).config.performance_model == fit["performance_model"]
+    import numpy as np
+    from transformers import pipeline
+
+    vqa = pipeline("token-comm-vqa", model=str(final))
+    network = {"bandwidth_hz": 1e6, "power_dbm": 20.0, "weight": 0.5, "devices": [{"name": "visual", "distance_km": 0.3}]}
+    out = vqa({"image": np.zeros((64, 64, 3), np.uint8), "question": "is there a cube?"}, network=network, seed=0)
+    report = out["transmission"]
+    assert report["method"] == "proposed" and 1 <= report["visual"]["tokens"] <= 16 and report["latency_s"] > 0
 
 
 def test_docstrings_of_the_taichi_training_side_run():

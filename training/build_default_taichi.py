@@ -5,7 +5,8 @@
 Steps:
   1. `train()` every stage of the recipe (unimodal pretraining, BAN+KAN pretraining, multitask SFT, the channel
      coder alone, joint VLM-channel coding);
-  2. evaluate each task held out (`TaiChiEvaluator`): VQA per question family with the question-only baselines,
+  2. fit phi of the visual link (answer loss vs visual tokens, validation split) into the config, so that the
+     pipelines' `network=` mode (the allocator) works; evaluate each task held out (`TaiChiEvaluator`): VQA per question family with the question-only baselines,
      captions (BLEU-4, attribute recall), sentiment with the bag-of-words baseline, at `EVAL_SNRS_DB` on AWGN and
      Rayleigh; and the same VQA sweep for the model after the coder-alone stage (`stages/separate_coding`: the
      paper's "without joint coding");
@@ -24,7 +25,7 @@ from pathlib import Path
 from tokcom.training.build_default import install_checkpoint
 from tokcom.training.engine import train
 from tokcom.training.evaluation import sweep
-from tokcom.training.evaluate_taichi import TaiChiEvaluator
+from tokcom.training.evaluate_taichi import TaiChiEvaluator, fit_visual_performance_model
 from tokcom.training.model_card import write_model_card
 from tokcom.training.recipe import load_recipe
 
@@ -52,7 +53,12 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
     if not skip_training:
         train(recipe, work_dir)  # 1.
     training_seconds = time.time() - began
-    tasks = evaluate_tasks(model_dir, num_samples)  # 2.
+    fit = fit_visual_performance_model(model_dir, num_samples=min(num_samples, 500))  # 2. phi of the visual link
+    config_path = model_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config["performance_model"] = fit["performance_model"]
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tasks = evaluate_tasks(model_dir, num_samples)
     separate = work_dir / "stages" / "separate_coding"
     without_joint = evaluate_tasks(separate, num_samples, tasks=("vqa",)) if separate.is_dir() else None
     command = f"python -m tokcom.training.build_default_taichi --recipe {recipe_name} --num-samples {num_samples}"
@@ -61,6 +67,7 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         "training_seconds": training_seconds,
         "total_seconds": time.time() - began,
         "checkpoint_mb": (model_dir / "model.safetensors").stat().st_size / 2**20,
+        "performance_model_fit": fit,
         "tasks": tasks,
         "without_joint_coding": without_joint,
     }

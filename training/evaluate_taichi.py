@@ -184,4 +184,26 @@ class TaiChiEvaluator(Evaluator):
         return {"bag_of_words_baseline": accuracy}
 
 
-__all__ = ["PIPELINE_TASKS", "TaiChiEvaluator", "attribute_recall", "caption_metrics", "caption_phrases"]
+def fit_visual_performance_model(model_path, num_samples: int = 500, snr_db: float = 20.0,
+                                 budgets=(1, 2, 4, 9, 16)) -> dict:  # fmt: skip
+    """phi_visual(s) = (alpha/s)^beta + gamma (eq. 15 of the TokCom letter) for TaiChi's visual link: the held-out
+    VQA answer loss (validation split, `snr_db` AWGN) at each visual token budget, fitted with the allocator's
+    `fit_performance_model`. Budgets above the model's maximum are dropped (at least 3 must remain).
+
+    Returns `{"snr_db", "num_samples", "measurements": [{"tokens", "loss"}], "performance_model": {"visual": phi}}`;
+    the caller writes `performance_model` into the config (then `network=` works in the pipelines)."""
+    from tokcom.pipelines.allocation import fit_performance_model
+
+    evaluator = TaiChiEvaluator.from_checkpoint(model_path, num_samples=num_samples, split="validation", task="vqa")
+    maximum = evaluator.model.config.max_visual_tokens
+    budgets = sorted({int(b) for b in budgets if 1 <= int(b) <= maximum})
+    rows = []
+    for budget in budgets:
+        evaluator.num_visual_tokens = budget
+        rows.append({"tokens": budget, "loss": evaluator.predict(snr_db, "awgn", seed=0, progress=False)["loss"]})
+    phi = fit_performance_model([r["tokens"] for r in rows], [r["loss"] for r in rows])
+    return {"snr_db": snr_db, "num_samples": evaluator.count, "measurements": rows, "performance_model": {"visual": phi}}
+
+
+__all__ = ["PIPELINE_TASKS", "TaiChiEvaluator", "attribute_recall", "caption_metrics", "caption_phrases",
+           "fit_visual_performance_model"]  # fmt: skip
