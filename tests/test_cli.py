@@ -63,6 +63,6 @@ def test_demo_and_evaluate_reject_bad_arguments(tmp_path, capsys):
     assert main(["demo", "--num-scenes", "0", "--output-dir", str(tmp_path)]) == 2
     assert "num_scenes" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tmp_path / "nothing"), "--snr-db", "0"]) == 2
-    assert "No checkpoint" in capsys.readouterr().err
+    assert "not a checkpoint folder (no config.json there)" in capsys.readouterr().err  # tokcom.hub.resolve_model
     assert main(["train", "--recipe", str(tmp_path / "missing.json"), "--output-dir", str(tmp_path / "o")]) == 2
     assert "Recipe not found" in capsys.readouterr().err

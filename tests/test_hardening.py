@@ -160,3 +160,91 @@ def test_garbage_model_files_end_in_one_line_naming_the_file(damaged_folders, tm
         assert len(errors) == 2 and all(name in line for line in errors), (name, errors)
         assert errors[0].startswith("tokcom export: error: ") and errors[1].startswith("tokcom evaluate: error: ")
         assert not out.exists() and not (tmp_path / "e.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- unwritable output
+
+
+def _read_only(monkeypatch):
+    """Every write probe fails as on a read-only mount (tests run as root, where chmod does not stop writes)."""
+    import errno
+    import tempfile
+
+    import tokcom.files
+
+    def refuse(*args, dir=None, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(dir))
+
+    monkeypatch.setattr(tokcom.files.tempfile, "NamedTemporaryFile", refuse)
+    return tempfile
+
+
+def test_unwritable_output_folders_are_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """`tokcom train --output-dir`, `tokcom evaluate --output` and `tokcom export --output` on a read-only folder
+    ended in an OSError traceback (exit 1), train after building its data; now one line naming the folder, exit 2,
+    before anything runs, and nothing written."""
+    from tokcom.cli import main
+
+    target = tmp_path / "ro"
+    _read_only(monkeypatch)
+    commands = {
+        "train": ["train", "--recipe", "tokcom_avqa_tiny", "--output-dir", str(target / "run"), "--max-steps", "1"],
+        "evaluate": ["evaluate", "--num-samples", "2", "--snr-db", "10", "--output", str(target / "e.json")],
+        "export": ["export", "--output", str(target / "exported")],
+    }
+    for name, argv in commands.items():
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"tokcom {name}: error: `"), err
+        assert str(target) in err[0] and "read-only file system" in err[0], err
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+    monkeypatch.undo()
+    (tmp_path / "a-file").write_text("x")  # a folder that cannot exist: its parent is a file
+    assert main(["evaluate", "--num-samples", "2", "--output", str(tmp_path / "a-file" / "sub" / "e.json")]) == 2
+    assert "`--output`" in capsys.readouterr().err
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint_and_file_and_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+    import json
+
+    import tokcom.training.engine as engine
+    from tokcom.cli import main, write_json_atomic
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "state" / "step-00000002.partial"))
+
+    class FullDisk:  # accelerate's save_state on a disk that fills up half-way through the optimizer file
+        is_main_process = True
+
+        def wait_for_everyone(self):
+            pass
+
+        def save_state(self, folder):
+            Path(folder).mkdir(parents=True)
+            (Path(folder) / "optimizer.bin").write_bytes(b"half")
+            raise full
+
+    state = tmp_path / "state"
+    previous = state / "step-00000001"
+    previous.mkdir(parents=True)
+    (previous / "optimizer.bin").write_bytes(b"complete")
+    with pytest.raises(OSError):
+        engine.save_state_atomically(FullDisk(), state, 2, [], [])
+    assert sorted(p.name for p in state.iterdir()) == ["step-00000001"]  # no partial left, the previous one intact
+    assert (previous / "optimizer.bin").read_bytes() == b"complete"
+
+    report = tmp_path / "report.json"
+    write_json_atomic(report, {"accuracy": 0.5})
+    monkeypatch.setattr(json, "dump", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(OSError):
+        write_json_atomic(report, {"accuracy": 0.9})
+    monkeypatch.undo()
+    assert json.loads(report.read_text()) == {"accuracy": 0.5} and [p.name for p in tmp_path.glob(".*")] == []
+
+    def fills_the_disk(*args, **kwargs):
+        raise full
+
+    monkeypatch.setattr(engine, "train", fills_the_disk)
+    assert main(["train", "--recipe", "tokcom_avqa_tiny", "--output-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left on the device" in err[0] and "step-00000002.partial" in err[0], err

@@ -26,11 +26,23 @@ def write_json_atomic(path: str | os.PathLike, payload) -> Path:
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:  # e.g. a full disk: the previous file (if any) stays, no temporary is left
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _check_output_parent(path, argument: str) -> None:
+    """`ValueError` naming `argument` when the folder that will hold `path` cannot be written (before any work)."""
+    from tokcom.files import check_writable_folder
+
+    if path:
+        check_writable_folder(Path(path).expanduser().absolute().parent, argument)
 
 
 def _cmd_allocate(args: argparse.Namespace) -> int:
@@ -79,6 +91,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("`--fit-performance-model` needs `--fit-output DIR` (a new folder for the fitted checkpoint).")
     if args.fit_output and Path(args.fit_output).exists():
         raise FileExistsError(f"`--fit-output` {args.fit_output} already exists; choose a new folder.")
+    _check_output_parent(args.output, "--output")
+    _check_output_parent(args.fit_output, "--fit-output")
     from tokcom.hub import resolve_model
 
     model = resolve_model(args.model)  # the embedded default without --model; garbage files named in one line
@@ -113,6 +127,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from tokcom.hub import export_model
 
+    _check_output_parent(args.output, "--output")
     folder = export_model(args.model, args.output, repo_id=args.repo_id, results=args.results, overwrite=args.overwrite)
     files = sorted(p.name for p in folder.iterdir())
     print(f"exported {folder} ({len(files)} files): {', '.join(files)}")
@@ -229,6 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, PublishErrorType()) as error:
         print(f"tokcom {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a write that failed mid-way (full disk, ...): one line, not a traceback
+        is_io = isinstance(error, OSError) or type(error).__name__ == "SafetensorError" and "I/O error" in str(error)
+        if not is_io:
+            raise
+        from tokcom.files import describe_os_error
+
+        where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+        print(f"tokcom {args.command}: error: a write failed{where}: {describe_os_error(error)}; nothing half-written "
+              "was kept.", file=sys.stderr)  # fmt: skip
         return 2
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -37,4 +39,30 @@ def staged_directory(output_dir: str | Path, overwrite: bool = False, argument: 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-__all__ = ["staged_directory"]
+def check_writable_folder(folder: str | Path, argument: str = "output_dir") -> Path:
+    """Create `folder` if needed and write and remove a probe file there, before any work; `ValueError` naming
+    `argument` and the folder when that fails (read-only file system, no permission, full disk)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".tokcom-write-check-") as probe:
+            probe.write(b"x" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise ValueError(f"`{argument}` {folder} cannot be written: {describe_os_error(error)}.") from None
+    return folder
+
+
+def describe_os_error(error: BaseException) -> str:
+    """One line for a failed write: what the system said and, for a full disk, what to do."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "No space left" in str(error):
+        return "no space left on the device (free some, or choose a folder on another disk)"
+    if isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{error.strerror.lower()} (choose a folder you can write to)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
+__all__ = ["check_writable_folder", "describe_os_error", "staged_directory"]

@@ -29,6 +29,8 @@ from accelerate.utils import gather_object, set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
+from tokcom.files import check_writable_folder, staged_directory
+
 PROGRESS_FILE = "progress.json"
 RECIPE_FILE = "tokcom_recipe.json"  # every checkpoint carries the recipe that trained it
 
@@ -250,11 +252,17 @@ def save_state_atomically(accelerator: Accelerator, state_dir: Path, step: int, 
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(partial))
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(partial))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            manifest = {"step": step, "losses": losses, "running": running, "files": _file_digests(partial)}
+            write_json(partial / STATE_MANIFEST, manifest)
+    except BaseException:  # e.g. a full disk: the previous complete state stays the newest, no partial is left
+        if accelerator.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     if accelerator.is_main_process:
-        manifest = {"step": step, "losses": losses, "running": running, "files": _file_digests(partial)}
-        write_json(partial / STATE_MANIFEST, manifest)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(partial, final)  # the switch: one rename on the same file system
         for old in sorted(state_dir.glob("step-*"))[:-KEEP_CHECKPOINTS]:
@@ -332,8 +340,7 @@ def train(
     unknown = [s for s in stages if s not in listed]
     if unknown:
         raise ValueError(f"`stages` must be among the recipe's stages {listed}, got {unknown}.")
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = check_writable_folder(output_dir, "output_dir")  # before anything trains
     set_seed(training_seed(recipe))
     torch.set_num_threads(int(recipe.get("num_threads", torch.get_num_threads())))
     # 1. resume checks: same recipe, same starting checkpoint
@@ -360,9 +367,11 @@ def train(
     is_main = int(os.environ.get("RANK", "0")) == 0
 
     def save_checkpoint(folder: Path) -> None:
-        # the recipe rides along: its data seeds define the held-out split, and resuming checks it
-        family.save_checkpoint(folder)
-        write_json(folder / RECIPE_FILE, recipe)
+        # written whole or not at all (a full disk leaves the previous folder); the recipe rides along: its data
+        # seeds define the held-out split, and resuming checks it
+        with staged_directory(folder, overwrite=True) as staging:
+            family.save_checkpoint(staging)
+            write_json(staging / RECIPE_FILE, recipe)
 
     # 3. the stages
     for stage in stages:
@@ -406,8 +415,12 @@ def parameter_digest(model: torch.nn.Module) -> str:
 def write_json(path: Path, payload) -> None:
     """Write JSON through a temporary sibling and `os.replace`, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(payload, indent=2))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def close_distributed() -> None:
