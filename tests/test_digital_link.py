@@ -30,13 +30,7 @@ from tokcom.pipelines.source_coding import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """BP decoding of small batches is fastest on one thread (more only oversubscribe a shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # BP decoding of small batches is fastest on one thread
 
 
 def _generator(seed=0):

@@ -17,13 +17,7 @@ SMALL = {"hidden_size": 32, "intermediate_size": 64, "num_encoder_layers": 1, "n
          "link_hidden_size": 32}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread avoids OpenMP spin-waits on a shared, loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread (conftest), no OpenMP spin-waits
 
 
 def small_model(seed=0, **overrides) -> UniToComTokenizerModel:
