@@ -121,6 +121,7 @@ class UniToComTokenizerStages(FamilyStages):
     stages = STAGES
     stage_keys = ("symbols_per_token", "constellations", "train_link")
     data_keys = ("train_examples", "num_speakers")
+    find_unused_parameters = True  # a step sends at one rate: the coder's other rate heads get no gradient (DDP)
 
     @classmethod
     def model_keys(cls) -> tuple[str, ...]:
