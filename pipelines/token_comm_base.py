@@ -19,7 +19,7 @@ from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
 from tokcom.modeling.links import LINK_CHANNEL_TYPES as CHANNEL_TYPES
 
-from .link_planner import LinkPlan, plan_links
+from .link_planner import plan_links
 
 MAX_QUESTION_CHARS = 1000  # a question, not a document (a million characters took 433 s and answered '')
 
@@ -123,9 +123,6 @@ class TokenCommPipeline(Pipeline):
     def generator(self, seed: int | None) -> torch.Generator | None:
         """The channel's noise source for one model call (None: unseeded)."""
         return None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
-
-    def report(self, plan: LinkPlan, input_tokens: dict, symbols_per_token: int) -> dict:
-        return plan.report(input_tokens, symbols_per_token)
 
 
 def check_integer(value, field: str, low: int, high: int = 2**63 - 1) -> int:

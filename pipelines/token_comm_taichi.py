@@ -134,7 +134,7 @@ class TaiChiPipeline(TokenCommPipeline):
         return {
             self.output_key: self.processor.batch_decode(model_outputs["sequences"])[0],
             "score": float(model_outputs["scores"].reshape(-1)[0]),
-            "transmission": self.report(plan, tokens, self.model.config.channel_symbols_per_token),
+            "transmission": plan.report(tokens, self.model.config.channel_symbols_per_token),
         }
 
 
