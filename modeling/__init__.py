@@ -48,7 +48,7 @@ _EXPORTS = {
     "bilateral_attention": ("BilateralAttention", "BilateralAttentionOutput", "pool_tokens"),
     "diffusion_head": ("DiffusionHead", "diffusion_loss", "sample_tokens"),
     "channel_coding": ("AdaptiveChannelCoder", "qam_levels"),
-    "configuration_unitocom": ("UniToComTokenizerConfig",),
+    "configuration_unitocom": ("UniToComConfig", "UniToComTokenizerConfig"),
     "tokenization_unitocom": (
         "UniToComTokenizerModel",
         "UniToComTokenizerOutput",
@@ -56,6 +56,7 @@ _EXPORTS = {
         "griffin_lim",
         "log_mel_spectrogram",
     ),
+    "modeling_unitocom": ("UniToComGenerateOutput", "UniToComModel", "UniToComOutput", "UniToComPreTrainedModel"),
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

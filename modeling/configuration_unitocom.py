@@ -1,5 +1,6 @@
 """Configurations of UniToCom (`unitocom-genib.txt`): the per-modality sigma-GenIB / VAE tokenizers (Sec. III) with
-their adaptive channel coding-modulation (eqs. 1-2). The MLLM's `UniToComConfig` (Sec. IV) will live here too.
+their adaptive channel coding-modulation (eqs. 1-2), and the whole system's `UniToComConfig`: the latent MLLM with its
+LM head and per-token diffusion head (Sec. IV), composing the tokenizers' configs and the channel's.
 """
 
 from __future__ import annotations
@@ -7,10 +8,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .channel import ChannelConfig
+from .configuration_taichi import TINY_TEXT_CONFIG
 
 TOKENIZER_MODALITIES = ("image", "audio")
 BOTTLENECKS = ("sigma_genib", "vae")
@@ -194,4 +196,178 @@ class UniToComTokenizerConfig(PreTrainedConfig):
         return cls(**defaults)
 
 
-__all__ = ["BOTTLENECKS", "RECONSTRUCTION_LOSSES", "TOKENIZER_MODALITIES", "UniToComTokenizerConfig"]
+
+# ---------------------------------------------------------------------------------------------
+# The system: tokenizers + link (Sec. III) and the latent MLLM (Sec. IV)
+# ---------------------------------------------------------------------------------------------
+
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")  # diffusers' DDPMScheduler schedules
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+
+# The tiny MLLM (tests and the embedded default; built from a config, nothing downloaded): TaiChi's tiny Qwen2 over a
+# word tokenizer's vocabulary (`tokcom.training.tokenization`: <pad>=0, <unk>=1, <eos>=2), with 2 layers. The last two
+# ids of the vocabulary are the placeholders of image and audio tokens.
+TINY_MLLM_TEXT_CONFIG = {**TINY_TEXT_CONFIG, "num_hidden_layers": 2}
+# The paper's backbone (Sec. V): "a pretrained Transformer-based MLLM ... 1.4B, hidden size 2048, 24 layers" (the
+# LatentLM of its ref. [7]); a Qwen2 architecture of that size with Qwen2's vocabulary (about 1.5 B parameters).
+PAPER_MLLM_TEXT_CONFIG = {
+    "vocab_size": 151936,
+    "hidden_size": 2048,
+    "intermediate_size": 5632,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 16,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": True,
+    "pad_token_id": 151643,
+    "bos_token_id": None,
+    "eos_token_id": 151645,
+}
+
+
+class UniToComConfig(PreTrainedConfig):
+    r"""Configuration of [`UniToComModel`]: the latent MLLM (Sec. IV) over the tokens the UniToCom tokenizers send.
+
+    Args:
+        text_config (`dict` or `PreTrainedConfig`): the causal Transformer and its vocabulary (Qwen2 architecture;
+            the paper's is 1.4B, hidden 2048, 24 layers). Its final norm gives `[h_1, ..., h_{N+M}] = Norm(T^L)`.
+        image_tokenizer_config, audio_tokenizer_config (`dict` or `UniToComTokenizerConfig`): F_m, F_m^{-1} and the
+            adaptive link of each continuous modality (Sec. III); their `token_dim` is the size of the continuous
+            tokens the MLLM reads (image and audio) and generates (image).
+        channel_config (`dict` or `ChannelConfig`): the system's default link settings (channel type, SNR) for a
+            call that gives none; each tokenizer's link uses its own `channel_config` for fading and equalizer.
+        image_token_id, audio_token_id (`int`, *optional*): the placeholder ids that mark where continuous image /
+            audio tokens sit in `input_ids`; default the last two ids of the vocabulary.
+        diffusion_hidden_size (`int`, defaults to 256), diffusion_num_layers (`int`, defaults to 3),
+            diffusion_mlp_ratio (`float`, defaults to 4.0): the per-token diffusion head epsilon_psi (eq. 19).
+        beta_schedule (`str`, defaults to `"squaredcos_cap_v2"`): the noise schedule phi_r of the forward process
+            (eq. 18), a `diffusers.DDPMScheduler` `beta_schedule`.
+        num_train_timesteps (`int`, defaults to 1000): R, diffusion steps of the forward process.
+        num_inference_steps (`int`, defaults to 10): solver steps per generated token (DPM-Solver++).
+        timestep_spacing (`str`, defaults to `"leading"`): the sampler's step spacing ("leading": the default
+            "linspace" starts at r = R - 1 where the cosine schedule's omega_r is about 2e-9; see `sample_tokens`).
+        num_noise_draws (`int`, defaults to 4): noise draws per condition h_i in the diffusion loss.
+        diffusion_loss_weight (`float`, defaults to 1.0): weight of L_Diff (eq. 19) next to L_LM (eq. 16).
+        max_new_tokens (`int`, defaults to 16): answer / transcript budget of `generate_text`.
+        tie_word_embeddings (`bool`, defaults to `True`): W_v of eq. (15) is the input embedding matrix.
+        initializer_range (`float`, defaults to 0.02).
+
+    Example:
+
+    >>> config = UniToComConfig.tiny()
+    >>> config.text_config.hidden_size, config.image_token_id, config.audio_token_id
+    (128, 510, 511)
+    >>> config.image_tokenizer_config.token_dim, config.audio_tokenizer_config.modality
+    (8, 'audio')
+    >>> config.scheduler_config["beta_schedule"]
+    'squaredcos_cap_v2'
+    """
+
+    model_type = "unitocom"
+
+    sub_configs_defaults = {
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2", init_kwargs=TINY_MLLM_TEXT_CONFIG),
+        "image_tokenizer_config": SubConfigSpec(config_class=UniToComTokenizerConfig, init_kwargs={"modality": "image"}),
+        "audio_tokenizer_config": SubConfigSpec(config_class=UniToComTokenizerConfig, init_kwargs={"modality": "audio"}),
+        "channel_config": SubConfigSpec(config_class=ChannelConfig),
+    }
+
+    text_config: dict | PreTrainedConfig | None = None
+    image_tokenizer_config: dict | PreTrainedConfig | None = None
+    audio_tokenizer_config: dict | PreTrainedConfig | None = None
+    channel_config: dict | PreTrainedConfig | None = None
+    image_token_id: int | None = None
+    audio_token_id: int | None = None
+    diffusion_hidden_size: int = 256
+    diffusion_num_layers: int = 3
+    diffusion_mlp_ratio: float = 4.0
+    beta_schedule: str = "squaredcos_cap_v2"
+    num_train_timesteps: int = 1000
+    num_inference_steps: int = 10
+    timestep_spacing: str = "leading"
+    num_noise_draws: int = 4
+    diffusion_loss_weight: float = 1.0
+    max_new_tokens: int = 16
+    tie_word_embeddings: bool = True
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        for name, modality in (("image_tokenizer_config", "image"), ("audio_tokenizer_config", "audio")):
+            if getattr(self, name).modality != modality:
+                raise ValueError(f"`{name}` must have modality {modality!r}, got {getattr(self, name).modality!r}.")
+        vocab = self.text_config.vocab_size
+        if self.image_token_id is None:
+            self.image_token_id = vocab - 2
+        if self.audio_token_id is None:
+            self.audio_token_id = vocab - 1
+        for name in ("image_token_id", "audio_token_id"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < vocab:
+                raise ValueError(f"`{name}` must be an integer in [0, {vocab - 1}] (the vocabulary), got {value!r}.")
+        if self.image_token_id == self.audio_token_id:
+            raise ValueError(f"`image_token_id` and `audio_token_id` must differ, both are {self.image_token_id}.")
+        specials = {self.text_config.pad_token_id, self.text_config.eos_token_id} - {None}
+        for name in ("image_token_id", "audio_token_id"):
+            if getattr(self, name) in specials:
+                raise ValueError(f"`{name}` ({getattr(self, name)}) must not be the pad or eos id {sorted(specials)}.")
+        for name in ("diffusion_hidden_size", "diffusion_num_layers", "num_train_timesteps", "num_inference_steps",
+                     "num_noise_draws", "max_new_tokens"):  # fmt: skip
+            _positive_int(name, getattr(self, name))
+        if self.num_inference_steps > self.num_train_timesteps:
+            raise ValueError(
+                f"`num_inference_steps` must be in [1, {self.num_train_timesteps}] (`num_train_timesteps`), "
+                f"got {self.num_inference_steps}."
+            )
+        _choice("beta_schedule", self.beta_schedule, BETA_SCHEDULES)
+        _choice("timestep_spacing", self.timestep_spacing, TIMESTEP_SPACINGS)
+        _finite("diffusion_mlp_ratio", self.diffusion_mlp_ratio, 1e-6)
+        _finite("diffusion_loss_weight", self.diffusion_loss_weight, 0.0)
+        _finite("initializer_range", self.initializer_range, 0.0)
+
+    @property
+    def scheduler_config(self) -> dict:
+        """The training scheduler's settings: `diffusers.DDPMScheduler(**config.scheduler_config)` (eq. 18,
+        epsilon prediction of eq. 19). The sampler is DPM-Solver++ built from it with `timestep_spacing`."""
+        return {"num_train_timesteps": self.num_train_timesteps, "beta_schedule": self.beta_schedule,
+                "prediction_type": "epsilon"}  # fmt: skip
+
+    @classmethod
+    def tiny(cls, **kwargs) -> UniToComConfig:
+        """Tests and the embedded default: a 2-layer width-128 Qwen2 over a 512-word vocabulary, the tiny tokenizers
+        (32 image tokens of 32x32 images, 32 audio tokens of 0.96 s, dimension 8) and a 2-block width-128 diffusion
+        head (about 1.3 M parameters in all). Sub-config dicts merge into the tiny defaults."""
+        defaults = {"text_config": TINY_MLLM_TEXT_CONFIG, "image_tokenizer_config": {"modality": "image"},
+                    "audio_tokenizer_config": {"modality": "audio"}}  # fmt: skip
+        for key, values in defaults.items():
+            if kwargs.get(key) is None or isinstance(kwargs[key], dict):
+                kwargs[key] = {**values, **(kwargs.get(key) or {})}
+        return cls(**{"diffusion_hidden_size": 128, "diffusion_num_layers": 2, **kwargs})
+
+    @classmethod
+    def paper(cls, **kwargs) -> UniToComConfig:
+        """The paper's sizes (Sec. V): a 1.4B-class MLLM (Qwen2 architecture, hidden 2048, 24 layers), the paper
+        tokenizers (`UniToComTokenizerConfig.paper`), a diffusion head of width 1024 (LatentLM's head size; the paper
+        gives none). Built from configs only: pretrained weights are the user's to load."""
+        defaults = {
+            "text_config": dict(PAPER_MLLM_TEXT_CONFIG),
+            "image_tokenizer_config": UniToComTokenizerConfig.paper(modality="image").to_dict(),
+            "audio_tokenizer_config": UniToComTokenizerConfig.paper(modality="audio").to_dict(),
+            "diffusion_hidden_size": 1024,
+            "diffusion_num_layers": 3,
+        }
+        for key in ("text_config", "image_tokenizer_config", "audio_tokenizer_config"):
+            if isinstance(kwargs.get(key), dict):
+                kwargs[key] = {**defaults[key], **kwargs[key]}
+        defaults.update(kwargs)
+        return cls(**defaults)
+
+
+__all__ = [
+    "BETA_SCHEDULES",
+    "BOTTLENECKS",
+    "RECONSTRUCTION_LOSSES",
+    "TOKENIZER_MODALITIES",
+    "UniToComConfig",
+    "UniToComTokenizerConfig",
+]

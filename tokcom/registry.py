@@ -87,6 +87,14 @@ FAMILIES: dict[str, Family] = {
         stages_module="tokcom.training.stages_unitocom_tokenizer",
         paper="unitocom-genib.txt",
     ),
+    "unitocom": Family(  # UniToCom's latent MLLM (LM head + per-token diffusion head) with the tokenizers and links
+        name="unitocom",
+        model_type="unitocom",
+        config_class="tokcom.modeling.configuration_unitocom.UniToComConfig",
+        model_class="tokcom.modeling.modeling_unitocom.UniToComModel",
+        auto_classes=("AutoModel",),
+        paper="unitocom-genib.txt",
+    ),
 }
 
 TASKS: dict[str, Task] = {
