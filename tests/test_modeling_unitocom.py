@@ -3,6 +3,7 @@ diffusion head over received discrete and continuous tokens. Everything is built
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -287,3 +288,71 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(model):
             call()
     with pytest.raises(TypeError):
         model(ids, image_tokens=images, snr=3.0)  # unknown keyword arguments are rejected
+
+
+# ---------------------------------------------------------------------------------------------- training stages
+
+
+def test_stages_train_every_task_with_pretrained_tokenizers_frozen(tmp_path, monkeypatch):
+    """The `mllm` stage on the engine: pretrained tokenizers load from `model.*_tokenizer_path` and stay frozen,
+    the MLLM trains on VQA, text-to-image and ASR batches, and the result reloads with its word tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
+    from tokcom.modeling import UniToComTokenizerConfig, UniToComTokenizerModel
+    from tokcom.training.engine import train
+    from tokcom.training.stages_unitocom import UniToComLoss, UniToComStages
+
+    monkeypatch.setenv("TOKCOM_CACHE", str(tmp_path / "cache"))  # espeak-ng speech for the ASR task
+    torch.manual_seed(1)
+    image_tokenizer = UniToComTokenizerModel(UniToComTokenizerConfig.tiny(num_tokens=8))
+    image_tokenizer.save_pretrained(tmp_path / "image_tokenizer")
+    recipe = {
+        "name": "unitocom_test", "family": "unitocom", "seed": 0, "num_threads": 1,
+        "data": {"train_scenes": 12, "questions_per_scene": 2, "asr_utterances": 6, "asr_windows": 6},
+        "model": {"image_tokenizer_path": str(tmp_path / "image_tokenizer"),
+                  "audio_tokenizer_config": {"modality": "audio", "num_tokens": 4}},
+        "channel": {"snr_db_range": [0.0, 20.0], "channel_types": ["awgn", "rayleigh"]},
+        "stages": {"mllm": {"steps": 6, "batch_size": 4, "learning_rate": 0.002}},
+    }  # fmt: skip
+    stages = UniToComStages.setup(recipe, None, tmp_path / "unused")
+    config = stages.model.config
+    assert config.image_tokenizer_config.num_tokens == 8
+    for name, value in image_tokenizer.state_dict().items():
+        assert torch.equal(stages.model.image_tokenizer.state_dict()[name], value), name
+    objective = UniToComLoss(stages.model)
+    for task, placeholder, count in (("vqa", config.image_token_id, 8), ("text_to_image", config.image_token_id, 8),
+                                     ("asr", config.audio_token_id, 6 * 4)):  # fmt: skip
+        batch = stages.task_batch(task, np.random.default_rng(0), 3)
+        assert ((batch["input_ids"] == placeholder).sum(dim=1) == count).all(), task
+        assert ("labels" in batch) == (task != "text_to_image")
+        loss = objective(**batch, snr_db=torch.full((3,), 10.0), channel_type="rayleigh")
+        assert torch.isfinite(loss), task
+    assert "images" not in stages.task_batch("asr", np.random.default_rng(0), 2)
+
+    final = train(recipe, tmp_path / "run")
+    reloaded = UniToComModel.from_pretrained(final)
+    for name, value in image_tokenizer.state_dict().items():  # frozen through the stage
+        assert torch.equal(reloaded.image_tokenizer.state_dict()[name], value), name
+    assert not torch.equal(reloaded.backbone.embed_tokens.weight, stages.model.backbone.embed_tokens.weight)
+    words = PreTrainedTokenizerFast.from_pretrained(final)
+    assert len(words) <= config.text_config.vocab_size - 2  # the placeholder ids stay out of the words
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "field"),
+    [
+        ("stages", {"mllm": {"steps": 1, "batch_size": 2, "learning_rate": 1e-3, "tasks": {"caption": 1.0}}},
+         "stages.mllm.tasks"),
+        ("stages", {"mllm": {"steps": 1, "batch_size": 2, "learning_rate": 1e-3, "ideal_link": "yes"}},
+         "stages.mllm.ideal_link"),
+        ("data", {"asr_windows": 0}, "data.asr_windows"),
+        ("model", {"image_tokenizer_dir": "x"}, "model.image_tokenizer_dir"),
+    ],
+)
+def test_recipe_fields_are_checked(section, value, field):
+    from tokcom.training.recipe import validate_recipe
+
+    recipe = {"family": "unitocom", "stages": {"mllm": {"steps": 1, "batch_size": 2, "learning_rate": 1e-3}},
+              section: value}  # fmt: skip
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        validate_recipe(recipe)

@@ -93,6 +93,7 @@ FAMILIES: dict[str, Family] = {
         config_class="tokcom.modeling.configuration_unitocom.UniToComConfig",
         model_class="tokcom.modeling.modeling_unitocom.UniToComModel",
         auto_classes=("AutoModel",),
+        stages_module="tokcom.training.stages_unitocom",
         paper="unitocom-genib.txt",
     ),
 }
