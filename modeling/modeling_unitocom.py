@@ -67,15 +67,15 @@ class UniToComOutput(ModelOutput):
             in `diffusion_mask`, averaged over tokens, noise draws and dimensions.
         logits (`torch.FloatTensor` of shape `(batch, sequence, vocab)`): `h_i W_v` (eq. 15); position i scores
             the token at i + 1.
-        hidden_states (`torch.FloatTensor` of shape `(batch, sequence, hidden)`): `Norm(T^L)`, the h_i that condition
-            both heads.
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, sequence, hidden)`): `Norm(T^L)`, the h_i that
+            condition both heads.
     """
 
     loss: torch.FloatTensor | None = None
     lm_loss: torch.FloatTensor | None = None
     diffusion_loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
-    hidden_states: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -91,6 +91,11 @@ class UniToComGenerateOutput(ModelOutput):
     sequences: torch.LongTensor | None = None
     scores: tuple | None = None
     sequence_scores: torch.FloatTensor | None = None
+
+
+def _shape(value) -> tuple | str:
+    """A tensor's shape, or the type name of anything else (for error messages)."""
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def _positive_int(name: str, value) -> int:
@@ -187,7 +192,8 @@ class UniToComModel(UniToComPreTrainedModel):
         from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
         train = DDPMScheduler(**self.config.scheduler_config)
-        return train, DPMSolverMultistepScheduler.from_config(train.config, timestep_spacing=self.config.timestep_spacing)
+        sampler = DPMSolverMultistepScheduler.from_config(train.config, timestep_spacing=self.config.timestep_spacing)
+        return train, sampler
 
     # ------------------------------------------------------------------ device side and the link
 
@@ -223,8 +229,7 @@ class UniToComModel(UniToComPreTrainedModel):
     def _check_ids(self, input_ids, attention_mask) -> torch.Tensor:
         vocab = self.config.text_config.vocab_size
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
-            shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
-            raise ValueError(f"`input_ids` must be an integer tensor of shape (batch, sequence), got {shape}.")
+            raise ValueError(f"`input_ids` must be an integer tensor of shape (batch, sequence), got {_shape(input_ids)}.")
         if input_ids.shape[0] < 1 or input_ids.shape[1] < 1:
             raise ValueError(f"`input_ids` must be non-empty, got shape {tuple(input_ids.shape)}.")
         if input_ids.min() < 0 or input_ids.max() >= vocab:
@@ -233,8 +238,9 @@ class UniToComModel(UniToComPreTrainedModel):
         if attention_mask is None:
             return torch.ones_like(input_ids)
         if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
-            shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
-            raise ValueError(f"`attention_mask` must have the shape of `input_ids` {tuple(input_ids.shape)}, got {shape}.")
+            raise ValueError(
+                f"`attention_mask` must have the shape of `input_ids` {tuple(input_ids.shape)}, got {_shape(attention_mask)}."
+            )
         if not ((attention_mask == 0) | (attention_mask == 1)).all():
             raise ValueError("`attention_mask` must hold only 0 (padding) and 1.")
         return attention_mask.long()
@@ -248,9 +254,8 @@ class UniToComModel(UniToComPreTrainedModel):
             return
         dim = self.tokenizer(modality).config.token_dim
         batch = placeholders.shape[0]
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or tokens.shape[0] != batch or tokens.shape[2] != dim:
-            shape = tuple(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
-            raise ValueError(f"`{name}` must be a tensor of shape ({batch}, tokens, {dim}), got {shape}.")
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 3 or (tokens.shape[0], tokens.shape[2]) != (batch, dim):
+            raise ValueError(f"`{name}` must be a tensor of shape ({batch}, tokens, {dim}), got {_shape(tokens)}.")
         if not tokens.is_floating_point() or not torch.isfinite(tokens).all():
             raise ValueError(f"`{name}` must be a finite floating-point tensor.")
         if (counts != tokens.shape[1]).any():
@@ -331,8 +336,9 @@ class UniToComModel(UniToComPreTrainedModel):
         lm_loss = diff_loss = None
         if labels is not None:  # 3. L_LM, eq. (16) (a mean over the targets rather than a sum)
             if not isinstance(labels, torch.Tensor) or labels.shape != input_ids.shape:
-                shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
-                raise ValueError(f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}, got {shape}.")
+                raise ValueError(
+                    f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}, got {_shape(labels)}."
+                )
             targets = labels.masked_fill(continuous | (mask == 0), -100)[:, 1:]
             if (targets != -100).any():
                 lm_loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
@@ -341,16 +347,16 @@ class UniToComModel(UniToComPreTrainedModel):
         terms = [t for t in (lm_loss, None if diff_loss is None else self.config.diffusion_loss_weight * diff_loss)
                  if t is not None]  # fmt: skip
         loss = sum(terms) if terms else None
-        output = UniToComOutput(loss=loss, lm_loss=lm_loss, diffusion_loss=diff_loss, logits=logits, hidden_states=hidden)
+        output = UniToComOutput(loss=loss, lm_loss=lm_loss, diffusion_loss=diff_loss, logits=logits,
+                                last_hidden_state=hidden)  # fmt: skip
         return output if return_dict else output.to_tuple()
 
     def _diffusion_loss(self, input_ids, mask, hidden, image_tokens, diffusion_mask, generator):
         if image_tokens is None:
             raise ValueError("`diffusion_mask` needs `image_tokens` (the clean image tokens to be generated).")
         if not isinstance(diffusion_mask, torch.Tensor) or diffusion_mask.shape != image_tokens.shape[:2]:
-            shape = tuple(diffusion_mask.shape) if isinstance(diffusion_mask, torch.Tensor) else type(diffusion_mask).__name__
             raise ValueError(f"`diffusion_mask` must have shape {tuple(image_tokens.shape[:2])} (batch, image tokens), "
-                             f"got {shape}.")  # fmt: skip
+                             f"got {_shape(diffusion_mask)}.")  # fmt: skip
         rows, cols = (input_ids == self.config.image_token_id).nonzero(as_tuple=True)  # row-major: token order
         # token c_i at position p is predicted from h_{p-1} (eq. 17); the position before must be a real one
         keep = diffusion_mask.reshape(-1).bool() & (cols >= 1) & (mask[rows, (cols - 1).clamp_min(0)] == 1)
@@ -393,7 +399,8 @@ class UniToComModel(UniToComPreTrainedModel):
         transcript. Inputs as in `forward` (left-padded). Returns `(batch, new_tokens)` ids (eos, then padding) or
         a [`UniToComGenerateOutput`]; stops when every row has produced eos or after `max_new_tokens` (default
         `config.max_new_tokens`)."""
-        steps = _positive_int("max_new_tokens", self.config.max_new_tokens if max_new_tokens is None else max_new_tokens)
+        steps = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
+        steps = _positive_int("max_new_tokens", steps)
         hidden, mask, position, cache = self._prefill(input_ids, attention_mask, image_tokens, audio_tokens)
         text = self.config.text_config
         eos, pad = text.eos_token_id, text.pad_token_id or 0
@@ -435,7 +442,8 @@ class UniToComModel(UniToComPreTrainedModel):
             `torch.FloatTensor` of shape `(batch, num_tokens, image token_dim)`; `num_tokens` defaults to the image
             tokenizer's S_v.
         """
-        count = _positive_int("num_tokens", self.config.image_tokenizer_config.num_tokens if num_tokens is None else num_tokens)
+        count = self.config.image_tokenizer_config.num_tokens if num_tokens is None else num_tokens
+        count = _positive_int("num_tokens", count)
         steps = self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
         steps = _positive_int("num_inference_steps", steps)
         if steps > self.config.num_train_timesteps:
@@ -449,7 +457,8 @@ class UniToComModel(UniToComPreTrainedModel):
             token = sample_tokens(self.diffusion_head, sampler, hidden, steps, generator)  # (batch, token_dim)
             generated.append(token)
             if index < count - 1:
-                hidden, mask, position = self._step(self.token_projections["image"](token)[:, None], mask, position, cache)
+                embeds = self.token_projections["image"](token)[:, None]  # (batch, 1, hidden)
+                hidden, mask, position = self._step(embeds, mask, position, cache)
         return torch.stack(generated, dim=1)
 
     @torch.no_grad()
