@@ -261,8 +261,10 @@ def noise_power_from_snr_db(snr_db, batch: int, device: torch.device | str = "cp
 
 
 def _complex_normal(shape, variance: float, generator, device) -> torch.Tensor:
-    """CN(0, variance) samples of `shape` (complex64), drawn from `generator` when given."""
-    parts = torch.randn((*shape, 2), generator=generator, device=device, dtype=torch.float32)
+    """CN(0, variance) samples of `shape` (complex64) on `device`, drawn from `generator` when given (on the
+    generator's own device, so a CPU generator drives a CUDA model with the same draws as on the CPU)."""
+    source = device if generator is None else generator.device
+    parts = torch.randn((*shape, 2), generator=generator, device=source, dtype=torch.float32).to(device)
     return torch.view_as_complex(parts * math.sqrt(variance / 2.0))
 
 

@@ -13,7 +13,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 from .channel import ChannelConfig
 
-LINKS = ("visual", "text")  # prompt order of eq. (12): the visual tokens Z_v, then the instruction and query E(t)
+LINKS = ("visual", "text")  # the visual tokens Z_v and the instruction + query E(t), each over its own link
 TASKS = ("vqa", "caption", "sentiment")
 
 # Tiny backbones (tests and the embedded default; built from configs, nothing downloaded).
@@ -94,6 +94,14 @@ class TaiChiConfig(PreTrainedConfig):
             ([`AdaptiveChannelCoder`]; `"qam4"`/`"qam16"`/`"qam64"` for a digital constellation).
         max_visual_tokens (`int`, *optional*): S_v^max, visual tokens sent at most; default the coarse grid's size.
             Fewer are sent by pooling the fused grid (`num_visual_tokens=` per call).
+        text_embedding_multiplier (`float`, defaults to 1.0): word embeddings enter the LLM times this (Gemma's
+            sqrt(hidden) normalizer); 1.0 for a pretrained LLM, sqrt(hidden_size) in the tiny preset, whose LLM is
+            trained from scratch: with its small initial embeddings the words would be drowned in the residual
+            stream. Visual tokens Z_v live in the scaled space.
+        prompt_order (`list[str]`, defaults to `["text", "visual"]`): the order of E(t) and Z_v in the token
+            encoder's input. Eq. (12) writes S_alpha(E(t), Z_v), and Sec. IV-B has the instruction act as "a
+            high-level control signal" that guides what the encoder extracts from the image: with the text first,
+            the causal encoder computes each visual token with the instruction and query in view.
         use_lora (`bool`, defaults to `True`), lora_r (`int`, defaults to 8), lora_alpha (`int`, defaults to 16),
         lora_dropout (`float`, defaults to 0.0), lora_target_modules (`list[str]`): LoRA on the LLM (Sec. V-B).
         bits_per_token_element (`int`, defaults to 16): bits per transmitted element (transmission report, eq. 14
@@ -145,6 +153,8 @@ class TaiChiConfig(PreTrainedConfig):
     channel_coder_layers: int = 2
     channel_constellation: str = "analog"
     max_visual_tokens: int | None = None
+    prompt_order: list[str] | None = None
+    text_embedding_multiplier: float = 1.0
     use_lora: bool = True
     lora_r: int = 8
     lora_alpha: int = 16
@@ -169,6 +179,12 @@ class TaiChiConfig(PreTrainedConfig):
             self.lora_target_modules = ["q_proj", "v_proj"]
         if self.max_new_tokens is None:
             self.max_new_tokens = {"vqa": 4, "caption": 24, "sentiment": 3}
+        if not 0 < float(self.text_embedding_multiplier) < float("inf"):
+            raise ValueError(f"`text_embedding_multiplier` must be a finite number > 0, got {self.text_embedding_multiplier!r}.")
+        if self.prompt_order is None:
+            self.prompt_order = ["text", "visual"]
+        if sorted(self.prompt_order) != ["text", "visual"]:
+            raise ValueError(f"`prompt_order` must order 'text' and 'visual', got {self.prompt_order!r}.")
         for name, minimum in (("lr_image_size", 1), ("hr_image_size", 1), ("ban_num_heads", 1), ("ban_fine_ratio", 1),
                               ("projector_num_layers", 1), ("kan_grid_size", 1), ("kan_spline_order", 0),
                               ("num_transmitter_layers", 0), ("channel_symbols_per_token", 1),
@@ -242,6 +258,9 @@ class TaiChiConfig(PreTrainedConfig):
                               ("vision_hr_config", TINY_VISION_HR_CONFIG)):  # fmt: skip
             if isinstance(kwargs.get(key), dict):
                 kwargs[key] = {**defaults, **kwargs[key]}
+        text = kwargs.get("text_config")
+        hidden = text["hidden_size"] if isinstance(text, dict) else getattr(text, "hidden_size", TINY_TEXT_CONFIG["hidden_size"])
+        kwargs.setdefault("text_embedding_multiplier", float(hidden) ** 0.5)
         return cls(**kwargs)
 
     @classmethod

@@ -6,7 +6,7 @@ Data path of one sample (equation numbers of the paper):
     image I  ----------------------> V_h (ConvNeXt, eq. 4)   -> fine tokens V_h   -+-> BAN B_eps (eqs. 5-7)
         -> pool to the visual token budget -> KAN projector P_zeta (eqs. 8-10) -> Z_v (eq. 11)
     instruction + query t -> E_theta (the LLM's embeddings)                      -> E(t)
-    [Z_v ; E(t)] -> token encoder S_alpha: the LLM's first K layers (eq. 12)    -> Z       (device)
+    [E(t) ; Z_v] -> token encoder S_alpha: the LLM's first K layers (eq. 12)    -> Z       (device)
     Z -> channel encoder C_beta (eq. 13) -> channel Y^ = H Y + n (eq. 14) -> channel decoder C_gamma    (link)
       -> token decoder S_delta^-1: the LLM's other layers, norm and LM head (eq. 15) -> answer o  (base station)
 
@@ -190,6 +190,11 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.token_encoder.embed_tokens = value
 
+    def embed_text(self, input_ids: torch.LongTensor) -> torch.Tensor:
+        """E_theta(t): `(..., )` ids -> `(..., d)` word embeddings times `config.text_embedding_multiplier` (the
+        space the visual tokens Z_v live in)."""
+        return self.get_input_embeddings()(input_ids) * self.config.text_embedding_multiplier
+
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
 
@@ -254,19 +259,20 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
 
     def build_prompt(self, visual: torch.Tensor | None, input_ids: torch.LongTensor | None,
                      attention_mask: torch.Tensor | None):  # fmt: skip
-        """[Z_v ; E(t)] (eq. 12's input), left-padded: `(embeds (batch, P, d), mask (batch, P), link_index)`."""
-        parts, masks, labels = [], [], []
+        """Eq. (12)'s input, E(t) and Z_v in `config.prompt_order` (default [E(t) ; Z_v]), left-padded:
+        `(embeds (batch, P, d), mask (batch, P), link_index (batch, P))`."""
+        pieces = {}
         if visual is not None:
             ones = torch.ones(visual.shape[:2], dtype=torch.long, device=visual.device)
-            parts.append(visual), masks.append(ones), labels.append(ones * LINK_INDEX["visual"])
+            pieces["visual"] = (visual, ones, ones * LINK_INDEX["visual"])
         if input_ids is not None:
             if input_ids.dim() != 2:
                 raise ValueError(f"`input_ids` must have shape (batch, tokens), got {tuple(input_ids.shape)}.")
             mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(input_ids.device).long()
             if tuple(mask.shape) != tuple(input_ids.shape):
                 raise ValueError(f"`attention_mask` must have the shape of `input_ids` {tuple(input_ids.shape)}.")
-            parts.append(self.get_input_embeddings()(input_ids)), masks.append(mask)
-            labels.append(torch.full_like(mask, LINK_INDEX["text"]))
+            pieces["text"] = (self.embed_text(input_ids), mask, torch.full_like(mask, LINK_INDEX["text"]))
+        parts, masks, labels = ([pieces[name][i] for name in self.config.prompt_order if name in pieces] for i in range(3))
         if not parts:
             raise ValueError("Give `pixel_values`, `input_ids` or both.")
         if len({part.shape[0] for part in parts}) > 1:
@@ -309,7 +315,7 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
 
     def _answer_lower(self, answer_ids, answer_mask, positions, cache=None) -> torch.Tensor:
         """Layers 1..K over answer tokens only (they cannot see the prompt there, see the module docstring)."""
-        embeds = self.get_input_embeddings()(answer_ids)
+        embeds = self.embed_text(answer_ids)
         if self.config.num_transmitter_layers == 0:
             return embeds
         return self.token_encoder(
@@ -325,21 +331,28 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
         ).last_hidden_state  # fmt: skip
 
     def prompt_states(self, input_ids=None, attention_mask=None, pixel_values=None, pixel_values_lr=None,
-                      links: dict[str, Link] | None = None):  # fmt: skip
+                      links: dict[str, Link] | None = None, visual_embeds=None):  # fmt: skip
         """The device side up to the channel coder: `(Z (batch, P, d), mask, positions, link_index, n_v)` for
-        resolved `links` (only their visual budget is read here)."""
-        visual = None
+        resolved `links` (only their visual budget is read here). `visual_embeds` `(batch, n_v, d)`: Z_v given
+        directly instead of `pixel_values` (e.g. the word embeddings of a scene description)."""
+        visual = visual_embeds
         if pixel_values is not None:
+            if visual_embeds is not None:
+                raise ValueError("Give `pixel_values` or `visual_embeds`, not both.")
             visual = self.visual_tokens(pixel_values, pixel_values_lr, (links or {}).get("visual", Link()).num_tokens)
+        elif visual is not None and (visual.dim() != 3 or visual.shape[-1] != self.config.text_config.hidden_size):
+            raise ValueError(f"`visual_embeds` must have shape (batch, tokens, {self.config.text_config.hidden_size}), "
+                             f"got {tuple(visual.shape)}.")
         embeds, mask, link_index = self.build_prompt(visual, input_ids, attention_mask)
         positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
         sent = self.encode_tokens(embeds, mask, positions)
         return sent, mask, positions, link_index, 0 if visual is None else visual.shape[1]
 
-    def _send(self, input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments):
+    def _send(self, input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments,
+              visual_embeds=None):  # fmt: skip
         links = self.resolve_links(links, **link_arguments)
         sent, mask, positions, link_index, num_visual = self.prompt_states(
-            input_ids, attention_mask, pixel_values, pixel_values_lr, links
+            input_ids, attention_mask, pixel_values, pixel_values_lr, links, visual_embeds
         )
         received = self.transmit(sent, link_index, links, generator)
         return sent, received, mask, positions, link_index, num_visual
@@ -354,6 +367,7 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
         links: dict | None = None,
         generator: torch.Generator | None = None,
         return_dict: bool | None = None,
+        visual_embeds: torch.Tensor | None = None,
         **link_arguments,
     ) -> TaiChiOutput | tuple:
         r"""Send the prompt over the link and score the answer (teacher forcing).
@@ -371,10 +385,13 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
             links (`dict[str, Link]`, *optional*): `"visual"` (SNR, tokens sent, channel type) and `"text"`; or the
                 per-argument form `snr_db=`, `num_visual_tokens=`, `channel_type=`.
             generator (`torch.Generator`, *optional*): noise and fading draws.
+            visual_embeds (`torch.Tensor` of shape `(batch, visual_tokens, hidden_size)`, *optional*): Z_v given
+                directly in place of `pixel_values` (the text pretraining sends each image's scene description
+                this way; sent over the visual link like the image's tokens).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         sent, received, mask, positions, link_index, _ = self._send(
-            input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments
+            input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments, visual_embeds
         )
         loss = None
         if labels is None:
@@ -414,6 +431,7 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
         temperature: float = 1.0,
         top_k: int | None = None,
         return_dict_in_generate: bool = False,
+        visual_embeds: torch.Tensor | None = None,
         **link_arguments,
     ):
         """Send the prompt once, then generate the answer at the base station, token by token with two KV caches
@@ -432,7 +450,7 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
         if do_sample and not temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
         _, received, mask, positions, _, num_visual = self._send(
-            input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments
+            input_ids, attention_mask, pixel_values, pixel_values_lr, links, generator, link_arguments, visual_embeds
         )
         text = self.config.text_config
         eos, pad = text.eos_token_id, text.pad_token_id or 0
@@ -452,7 +470,10 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
                 if top_k is not None:
                     kth = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]
                     scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-                choice = torch.multinomial(scaled.softmax(-1), 1, generator=generator).squeeze(1)
+                probabilities = scaled.softmax(-1)  # drawn where the generator lives (a CPU one may drive a GPU model)
+                source = probabilities.device if generator is None else generator.device
+                choice = torch.multinomial(probabilities.to(source), 1, generator=generator)
+                choice = choice.squeeze(1).to(probabilities.device)
             else:
                 choice = logits.argmax(dim=-1)
             choice = torch.where(finished, torch.full_like(choice, pad), choice)
@@ -478,11 +499,15 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
     @classmethod
     def from_backbones(cls, config: TaiChiConfig, **from_pretrained_kwargs) -> TaiChiForConditionalGeneration:
         """Build the system and load the pretrained V_l, V_h and LLM named in `config.backbones` (e.g.
-        `TaiChiConfig.paper()`), locally or from the Hub cache; the LLM's layers are split at K."""
+        `TaiChiConfig.paper()`), locally or from the Hub cache; the LLM's layers are split at K. A pretrained LLM
+        reads its embeddings as trained: `config.text_embedding_multiplier` must be 1.0 (the paper preset's)."""
         from transformers import AutoModelForCausalLM
 
         if not config.backbones:
             raise ValueError("`config.backbones` must name the pretrained 'vision_lr', 'vision_hr' and 'text' models.")
+        if config.text_embedding_multiplier != 1.0:
+            raise ValueError("`config.text_embedding_multiplier` must be 1.0 with a pretrained LLM (it was trained on "
+                             f"unscaled embeddings), got {config.text_embedding_multiplier!r}.")
         model = cls(config)
         # CLIPVisionModel reads the vision tower out of a full CLIP checkpoint
         lr = type(model.vision_lr).from_pretrained(config.backbones["vision_lr"], **from_pretrained_kwargs)

@@ -45,6 +45,7 @@ def test_config_round_trip_and_checks(tmp_path):
         "max_visual_tokens": (17, "max_visual_tokens"),
         "lr_image_size": (30, "lr_image_size"),
         "max_new_tokens": ({"translate": 3}, "max_new_tokens"),
+        "prompt_order": (["visual", "audio"], "prompt_order"),
     }
     for field, (value, name) in bad.items():
         with pytest.raises(ValueError, match=name):
@@ -63,6 +64,23 @@ def test_forward_shapes_and_visual_budget(model):
         assert int((out.link_index[0] == 0).sum()) == sent
     text_only = model(input_ids=inputs["input_ids"], snr_db=5.0)  # sentiment: the sentence alone
     assert text_only.sent.shape == (2, 7, 128) and bool((text_only.link_index == 1).all())
+
+
+@torch.no_grad()
+def test_the_instruction_guides_the_encoding_of_the_visual_tokens(model):
+    """Eq. (12) S_alpha(E(t), Z_v): the text comes first, so the token encoder's visual states change with the
+    query (the instruction as a control signal, Sec. IV-B); with `prompt_order=["visual", "text"]` they cannot."""
+    inputs, other = _inputs(), _inputs(seed=1)
+    for order, depends in ((["text", "visual"], True), (["visual", "text"], False)):
+        model.config.prompt_order = order
+        try:
+            first = model(**inputs, links=NOISELESS)
+            second = model(**{**inputs, "input_ids": other["input_ids"]}, links=NOISELESS)
+        finally:
+            model.config.prompt_order = ["text", "visual"]
+        visual = first.link_index == 0
+        assert bool(visual[:, -16:].all()) == (order[-1] == "visual")
+        assert torch.allclose(first.sent[visual], second.sent[visual], atol=1e-6) != depends
 
 
 def test_teacher_forcing_equals_generation(model):
@@ -165,7 +183,7 @@ def test_bad_inputs_name_the_argument(model):
 def test_from_backbones_splits_a_pretrained_llm_faithfully(tmp_path, monkeypatch):
     from transformers import CLIPVisionModel, ConvNextModel, Qwen2ForCausalLM
 
-    config = TaiChiConfig.tiny()
+    config = TaiChiConfig.tiny(text_embedding_multiplier=1.0)  # a pretrained LLM reads its embeddings unscaled
     torch.manual_seed(1)
     paths = {"vision_lr": tmp_path / "clip", "vision_hr": tmp_path / "convnext", "text": tmp_path / "llm"}
     llm = Qwen2ForCausalLM(config.text_config).eval()

@@ -28,7 +28,7 @@ SMOKE_RECIPE = {
     "stages": {
         "pretrain_vision": STAGE,
         "pretrain_text": STAGE,
-        "pretrain": STAGE,
+        "pretrain": {**STAGE, "word_alignment": 1.0},
         "sft": {**STAGE, "steps": 3, "random_token_lengths": True, "train_llm": "full"},
         "separate_coding": STAGE,
         "joint_coding": {**STAGE, "steps": 4, "random_token_lengths": True, "checkpoint_every": 2,
@@ -112,6 +112,8 @@ def test_recipes_validate():
         ({"stages": {"sft": {**STAGE, "tasks": {"vqa": 0.0}}}}, "stages.sft.tasks"),
         ({"stages": {"pretrain": {**STAGE, "tasks": {"sentiment": 1.0}}}}, "stages.pretrain.tasks"),
         ({"stages": {"sft": {**STAGE, "train_llm": "half"}}}, "stages.sft.train_llm"),
+        ({"stages": {"pretrain": {**STAGE, "word_alignment": -1.0}}}, "stages.pretrain.word_alignment"),
+        ({"stages": {"pretrain_text": {**STAGE, "word_alignment": 1.0}}}, "stages.pretrain_text.word_alignment"),
         ({"stages": {"sft": {**STAGE, "lerning_rate": 0.1}}}, "learning_rate"),
         ({"data": {"max_objects": 9}}, "data.max_objects"),
         ({"data": {"train_scenes": 0}}, "data.train_scenes"),
@@ -120,6 +122,38 @@ def test_recipes_validate():
     for change, message in cases:
         with pytest.raises(ValueError, match=message):
             validate_recipe({**base, **change})
+
+
+def test_text_pretraining_reads_scene_words_where_the_visual_tokens_go(tmp_path):
+    """pretrain_text sends each image as its 16 cells' scene words (every object placed in a cell), summed per cell
+    in place of the visual tokens; an image stage with `word_alignment` carries them as the visual tokens' targets."""
+    recipe = {**json.loads(json.dumps(SMOKE_RECIPE)), "data": {**SMOKE_RECIPE["data"], "max_objects": 3}}
+    recipe["stages"]["pretrain_text"] = {**STAGE, "tasks": {"vqa": 1.0}}
+    recipe["stages"]["pretrain"] = {**STAGE, "word_alignment": 0.5, "tasks": {"caption": 1.0}}
+    family = TaiChiStages.setup(recipe, None, tmp_path)
+    tokenizer, corpus, model = family.processor.tokenizer, family.data, family.model
+    text = family.batch("pretrain_text", 0, recipe["stages"]["pretrain_text"], 0, 1)
+    assert "pixel_values" not in text and tuple(text["scene_word_ids"].shape) == (4, 16, 4)
+    first = tokenizer.convert_ids_to_tokens(text["input_ids"][0][text["attention_mask"][0].bool()])
+    assert first[:2] == ["observe", "the"]  # the instruction follows the 16 visual slots
+    ids = text["scene_word_ids"]
+    empty = tokenizer.convert_tokens_to_ids("empty")
+    assert int(ids[ids >= 0].min()) > 2  # no pad, unk or eos: every scene word is in the vocabulary
+    assert ((ids[..., 0] == empty) == (ids[..., 1] < 0)).all()  # a cell is ["empty"] or its 4 attribute words
+    counts = corpus.scenes.num_objects[: len(corpus.images)]
+    placed = [sum(cell != ["empty"] for cell in scene) for scene in corpus.scene_words(range(len(corpus.images)))]
+    assert placed == counts.tolist()  # objects sharing a cell are moved to the nearest free one, none is lost
+    # the text batch's loss is the model's on the summed word embeddings in the visual slot
+    embeds = model.embed_text(ids.clamp_min(0)).mul((ids >= 0).unsqueeze(-1)).sum(-2)
+    inputs = {k: v for k, v in text.items() if k != "scene_word_ids"}
+    expected = model(**inputs, visual_embeds=embeds).loss
+    torch.testing.assert_close(family.objective("pretrain_text")(**text), expected)
+    assert not torch.allclose(expected, model(**inputs).loss)  # the description matters
+    image = family.batch("pretrain", 0, recipe["stages"]["pretrain"], 0, 1)
+    assert tuple(image["scene_word_ids"].shape) == (4, 16, 4) and "pixel_values" in image
+    loss = family.objective("pretrain")(**image)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    assert loss > family.objective("sft")(**{k: v for k, v in image.items() if k != "scene_word_ids"})
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ torch nor transformers.
 >>> FAMILIES["tokcom"].model_class
 'tokcom.modeling.modeling_tokcom.TokComForAVQA'
 >>> TASKS["token-comm-vqa"].families
-('tokcom',)
+('tokcom', 'taichi')
 >>> family_for_model_type("tokcom").name
 'tokcom'
 """

@@ -47,6 +47,48 @@ class TokComAlignmentOutput(ModelOutput):
     text_pooled: torch.Tensor | None = None
 
 
+def word_embeddings(embedding, word_ids: torch.LongTensor) -> torch.Tensor:
+    """Each slot as the sum of its words' input embeddings: word_ids `(batch, n, k)` (-1 pads a slot's unused
+    words) -> `(batch, n, d)`, with `embedding` an `nn.Embedding` or any ids -> vectors callable (e.g. a model's
+    scaled `embed_text`). A scene cell "small gray metal cube" becomes one vector that holds every word.
+
+    >>> embedding = torch.nn.Embedding(4, 2, _weight=torch.eye(4, 2))
+    >>> word_embeddings(embedding, torch.tensor([[[0, 1], [2, -1]]])).tolist()
+    [[[1.0, 1.0], [0.0, 0.0]]]
+    """
+    valid = (word_ids >= 0).unsqueeze(-1)
+    return (embedding(word_ids.clamp_min(0)) * valid).sum(-2)
+
+
+def word_alignment_loss(tokens: torch.Tensor, target_ids: torch.LongTensor, embeddings: torch.Tensor,
+                        temperature: float) -> torch.Tensor:
+    """Token-level alignment (our addition to the papers' stage-1 alignment; TokCom's and TaiChi's defaults use
+    it): each media token should become the input embedding of its target word, or the sum of its target words'
+    embeddings (`word_embeddings`), so the LLM reads the tokens as it reads words.
+
+    tokens `(batch, n, d)`; target_ids `(batch, n)`, or `(batch, n, k)` with -1 padding; embeddings `(vocab, d)`
+    (the LLM's input embeddings; detached here, the targets do not move). Returns a scalar: eq. (9) applied to the
+    tokens, `||y - E(w)||^2 / ||E(w)||^2` (normalized, so 1 means "predicts zeros"), plus the cross-entropy of each
+    target word among all words with logits `cos(y, E(v)) / temperature` (the squared error alone leaves similar
+    words confused), averaged over the target words.
+
+    >>> embeddings = torch.eye(4)
+    >>> exact = word_alignment_loss(embeddings[None, :3], torch.tensor([[0, 1, 2]]), embeddings, 0.1)
+    >>> wrong = word_alignment_loss(embeddings[None, :3], torch.tensor([[1, 2, 0]]), embeddings, 0.1)
+    >>> bool(exact < wrong)
+    True
+    """
+    embeddings = embeddings.detach()
+    target_ids = target_ids.unsqueeze(-1) if target_ids.dim() == tokens.dim() - 1 else target_ids
+    valid = target_ids >= 0
+    target = (embeddings[target_ids.clamp_min(0)] * valid.unsqueeze(-1)).sum(-2)
+    error = (tokens - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
+    cosine = F.normalize(tokens, dim=-1) @ F.normalize(embeddings, dim=-1).T  # (batch, n, vocab)
+    logits = (cosine / temperature).float().unsqueeze(-2).expand(*target_ids.shape, -1)
+    word = F.cross_entropy(logits[valid], target_ids[valid])
+    return error + word
+
+
 def alignment_loss(
     model: TokComForAVQA,
     pixel_values_videos=None,
@@ -100,9 +142,7 @@ def alignment_loss(
     contrastive = torch.stack(contrastive) if contrastive else reconstruction.new_zeros(0)
     token_alignment = []
     word_targets = {m: ids for m, ids in (("visual", visual_target_ids), ("audio", audio_target_ids)) if ids is not None}
-    if word_targets:
-        embeddings = model.get_input_embeddings().weight.detach()  # (vocab, d_T): the words tokens are pulled to
-        directions = F.normalize(embeddings, dim=-1)  # once per call, shared by both modalities
+    embeddings = model.get_input_embeddings().weight  # (vocab, d_T): the words tokens are pulled to
     for modality, target_ids in word_targets.items():
         received = links.get(f"{modality}_per_token", links.get(modality))  # before repetition combining
         if received is None or target_ids.shape != received.shape[:2]:
@@ -111,12 +151,7 @@ def alignment_loss(
                 f"`{modality}_target_ids` must have shape (batch, num_{modality}_tokens) = {shape}, "
                 f"got {tuple(target_ids.shape)}."
             )
-        target = embeddings[target_ids]
-        error = (received - target).pow(2).sum(-1).mean() / target.pow(2).sum(-1).mean().clamp_min(1e-12)
-        # and the word must be the nearest in direction among all the vocabulary's (cosine / tau, as eq. (10))
-        cosine = F.normalize(received, dim=-1) @ directions.T
-        word = F.cross_entropy((cosine / model.config.contrastive_temperature).flatten(0, 1).float(), target_ids.flatten())
-        token_alignment.append(error + word)
+        token_alignment.append(word_alignment_loss(received, target_ids, embeddings, model.config.contrastive_temperature))
     token_alignment = torch.stack(token_alignment) if token_alignment else None
     loss = reconstruction + contrastive.sum()
     if token_alignment is not None:
@@ -261,6 +296,8 @@ __all__ = [
     "TaskFineTuning",
     "TextPretraining",
     "TokComAlignmentOutput",
+    "word_alignment_loss",
+    "word_embeddings",
     "VisionPretraining",
     "alignment_loss",
 ]

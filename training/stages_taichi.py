@@ -3,11 +3,17 @@
 | stage            | objective               | trains                                         | paper |
 |------------------|-------------------------|------------------------------------------------|-------|
 | pretrain_vision  | `VisionPretraining`     | V_l (CLIP) + V_h (ConvNeXt) + per-cell heads   | (our unimodal pretraining: "frozen" must mean something) |
-| pretrain_text    | `ResponseLoss`          | the LLM (both halves), text-only prompts       | (our unimodal pretraining) |
-| pretrain         | `ResponseLoss`          | BAN + KAN only                                 | Sec. V-A-1 |
+| pretrain_text    | `ResponseLoss`          | the LLM (both halves); images as scene words   | (our unimodal pretraining) |
+| pretrain         | `ResponseLoss` (+ word alignment) | BAN + KAN only                       | Sec. V-A-1 |
 | sft              | `ResponseLoss`          | BAN + KAN + LoRA (`train_llm: "full"`: the LLM) | Sec. V-A-2, multitask instructions |
 | separate_coding  | `ChannelReconstruction` | the channel coder alone (VLM frozen): Z^ ~ Z    | the paper's "without joint coding" |
 | joint_coding     | `ResponseLoss`          | BAN + KAN + channel coder + LoRA; SNR per sample, AWGN/Rayleigh | Sec. V-B, eq. (17) |
+
+The LLM's text pretraining reads each image as its exact grid description where the visual tokens will go: per
+coarse cell the sum of its scene words' embeddings (`TaiChiCorpus.scene_words`: "small gray metal cube" or "empty");
+a stage's `word_alignment` weight then pulls each full-grid visual token to its cell's sum (`word_alignment_loss`,
+shared with TokCom's stage 1), so the frozen LLM reads the image as it read the words. Both are our additions
+standing in for the paper's general-purpose pretrained LLM and its caption-alignment data.
 
 Stages before the coding ones send over an ideal link (`channel_type="none"`: Z arrives as sent). The default
 recipe runs `separate_coding` as the coder's warm start before `joint_coding`; the comparison recipe
@@ -29,7 +35,8 @@ from tokcom.modeling.configuration_taichi import LINKS, TASKS
 from tokcom.modeling.decoding import answer_labels
 from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor
 from tokcom.training.engine import FamilyStages
-from tokcom.training.taichi_corpus import ATTRIBUTES, DATA_DEFAULTS, SENTIMENT_ANSWERS, TaiChiCorpus
+from tokcom.training.objectives import word_alignment_loss, word_embeddings
+from tokcom.training.taichi_corpus import ATTRIBUTES, DATA_DEFAULTS, SCENE_WORD_ORDER, SENTIMENT_ANSWERS, TaiChiCorpus
 
 STAGES = ("pretrain_vision", "pretrain_text", "pretrain", "sft", "separate_coding", "joint_coding")
 IDEAL_STAGES = ("pretrain_text", "pretrain", "sft")
@@ -38,17 +45,31 @@ DEFAULT_TASKS = {"pretrain": {"vqa": 1.0, "caption": 1.0}}  # stage -> task weig
 LLM = ("token_encoder.", "token_decoder.", "lm_head")
 FUSION = ("ban.", "projector.")
 ATTRIBUTE_CLASSES = (3, 8, 2, 2)  # SHAPES, COLORS, SIZES, MATERIALS (+1 for "empty" in each head)
+WORD_TEMPERATURE = 0.1  # tau of the word-alignment cross-entropy
 
 
 class ResponseLoss(nn.Module):
-    """Cross-entropy on the response only (eqs. 16-17): `model(**batch).loss`."""
+    """Cross-entropy on the response only (eqs. 16-17): `model(**batch).loss`.
 
-    def __init__(self, model: TaiChiForConditionalGeneration):
+    A batch's `scene_word_ids` `(batch, cells, 4)` (each coarse cell's words, -1 padded): without images they are
+    the image (the LLM's text pretraining: each cell's word-embedding sum in place of its visual token); with
+    images and `word_alignment > 0`, that weight times the token-level alignment of the full-grid visual tokens to
+    those sums is added (`word_alignment_loss`: the LLM reads the image as it read the words)."""
+
+    def __init__(self, model: TaiChiForConditionalGeneration, word_alignment: float = 0.0):
         super().__init__()
         self.model = model
+        self.word_alignment = float(word_alignment)
 
-    def forward(self, **batch) -> torch.Tensor:
-        return self.model(**batch).loss
+    def forward(self, scene_word_ids: torch.LongTensor | None = None, **batch) -> torch.Tensor:
+        if scene_word_ids is not None and "pixel_values" not in batch:  # the image as its scene description
+            batch["visual_embeds"] = word_embeddings(self.model.embed_text, scene_word_ids)
+        loss = self.model(**batch).loss
+        if scene_word_ids is not None and "pixel_values" in batch and self.word_alignment > 0:
+            tokens = self.model.visual_tokens(batch["pixel_values"], batch.get("pixel_values_lr"), scene_word_ids.shape[1])
+            embeddings = self.model.get_input_embeddings().weight * self.model.config.text_embedding_multiplier
+            loss = loss + self.word_alignment * word_alignment_loss(tokens, scene_word_ids, embeddings, WORD_TEMPERATURE)
+        return loss
 
 
 class VisionPretraining(nn.Module):
@@ -130,7 +151,7 @@ class TaiChiStages(FamilyStages):
     """
 
     stages = STAGES
-    stage_keys = ("tasks", "train_llm", "num_visual_tokens", "random_token_lengths")
+    stage_keys = ("tasks", "train_llm", "num_visual_tokens", "random_token_lengths", "word_alignment")
     data_keys = tuple(DATA_DEFAULTS)
     find_unused_parameters = True  # a sentiment step reaches neither the image side nor BAN/KAN
 
@@ -157,7 +178,9 @@ class TaiChiStages(FamilyStages):
         return cls(recipe, model, processor, corpus, output_dir)
 
     def objective(self, stage: str) -> nn.Module:
-        return OBJECTIVES.get(stage, ResponseLoss)(self.model)
+        if stage in OBJECTIVES:
+            return OBJECTIVES[stage](self.model)
+        return ResponseLoss(self.model, self.recipe["stages"].get(stage, {}).get("word_alignment", 0.0))
 
     def trainable_parameters(self, stage: str, stage_recipe: dict) -> list[str]:
         return trainable_parameters(self.model, stage, stage_recipe)
@@ -182,15 +205,19 @@ class TaiChiStages(FamilyStages):
         weights = stage_recipe.get("tasks") or DEFAULT_TASKS.get(stage, dict.fromkeys(TASKS, 1.0))
         tasks = sorted(weights)
         task = tasks[int(rng.choice(len(tasks), p=np.array([weights[t] for t in tasks]) / sum(weights.values())))]
-        with_images = stage != "pretrain_text"
-        batch = self.task_batch(task, rng, total, with_images)
+        word_targets = float(stage_recipe.get("word_alignment", 0.0)) > 0
+        batch = self.task_batch(task, rng, total, images_as="words" if stage == "pretrain_text" else "pixels",
+                                word_targets=word_targets)  # fmt: skip
         batch = {key: value[mine] for key, value in batch.items()}
         batch["links"] = self._links(stage, stage_recipe, rng, total, rank, per_rank)
         batch["generator"] = torch.Generator().manual_seed(int(rng.integers(2**31)) + rank)
         return batch
 
-    def task_batch(self, task: str, rng: np.random.Generator, size: int, with_images: bool = True) -> dict:
-        """`size` random examples of `task` as model inputs with `labels` (text-only prompts without images)."""
+    def task_batch(self, task: str, rng: np.random.Generator, size: int, images_as: str = "pixels",
+                   word_targets: bool = False) -> dict:  # fmt: skip
+        """`size` random examples of `task` as model inputs with `labels`. An image task's image comes as
+        `pixel_values` (`images_as="pixels"`) or, for the LLM's text pretraining, as its scene words
+        (`"words"`: `scene_word_ids`, one cell per visual token); `word_targets` adds `scene_word_ids` to pixels."""
         corpus, processor = self.data, self.processor
         images = None
         if task == "sentiment":
@@ -210,9 +237,23 @@ class TaiChiStages(FamilyStages):
         encoded = processor.tokenizer(prompts, padding=True, return_tensors="pt")
         batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                  "labels": answer_labels(processor.tokenizer, answers)}  # fmt: skip
-        if images is not None and with_images:
+        if images is None:
+            return batch
+        if images_as == "pixels":
             batch["pixel_values"], batch["pixel_values_lr"] = processor.image_tensors(torch.from_numpy(corpus.images[images]))
+        if images_as == "words" or word_targets:
+            batch["scene_word_ids"] = self.scene_word_ids(images)
         return batch
+
+    def scene_word_ids(self, images) -> torch.LongTensor:
+        """`(len(images), cells, 4)` token ids of each coarse cell's scene words, -1 padded."""
+        tokenizer = self.processor.tokenizer
+        cells = self.data.scene_words(images)
+        ids = torch.full((len(cells), len(cells[0]), len(SCENE_WORD_ORDER)), -1, dtype=torch.long)
+        for row, scene in enumerate(cells):
+            for cell, words in enumerate(scene):
+                ids[row, cell, : len(words)] = torch.tensor(tokenizer.convert_tokens_to_ids(words))
+        return ids
 
     def _links(self, stage, stage_recipe, rng, total, rank, per_rank) -> dict[str, Link]:
         """Ideal links before the coding stages; then an SNR per sample and a channel type per batch."""
@@ -247,6 +288,12 @@ class TaiChiStages(FamilyStages):
         if stage in IMAGE_ONLY_STAGES and tasks is not None and any(w > 0 for t, w in tasks.items() if t == "sentiment"):
             raise ValueError(f"Recipe field `stages.{stage}.tasks` cannot weight 'sentiment' (text only): the stage "
                              "trains only BAN and KAN, which a sentence never reaches.")
+        weight = settings.get("word_alignment", 0.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"Recipe field `stages.{stage}.word_alignment` must be a number >= 0, got {weight!r}.")
+        if weight and stage not in ("pretrain", "sft", "joint_coding"):
+            raise ValueError(f"Recipe field `stages.{stage}.word_alignment` applies to the stages that send images "
+                             f"through BAN and KAN (pretrain, sft, joint_coding), not {stage!r}.")
         if settings.get("train_llm", "lora") not in ("lora", "full"):
             raise ValueError(f"Recipe field `stages.{stage}.train_llm` must be 'lora' or 'full', got {settings['train_llm']!r}.")
 

@@ -6,6 +6,9 @@ and SST-2-style sentences, as tensors and lists ready for batching (built once p
 ((4, 64, 64, 3), 8, 4, 6)
 >>> tuple(corpus.cell_targets(corpus.coarse_side, [0]).shape)   # (scenes, cells, attributes)
 (1, 16, 4)
+>>> cells = corpus.scene_words([0])[0]                           # one cell per coarse grid cell
+>>> len(cells), sorted({len(words) for words in cells})           # ["empty"] or [size, color, material, shape]
+(16, [1, 4])
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 
 from tokcom.training.data.shapes_questions import QUESTION_FAMILIES
-from tokcom.training.data.shapes_render import ShapesWorldConfig
+from tokcom.training.data.shapes_render import COLORS, MATERIALS, SHAPES, SIZES, ShapesWorldConfig
 from tokcom.training.data.world import split_seeds
 
 SPLIT_SIZE_KEYS = {"train": "train_scenes", "validation": "validation_scenes", "test": "test_scenes"}
@@ -24,6 +27,7 @@ DATA_DEFAULTS = {"train_scenes": 4000, "validation_scenes": 200, "test_scenes": 
                  "max_objects": 3, "image_size": 64, "sentiment_sentences": 4000}  # fmt: skip
 ATTRIBUTES = ("shape", "color", "size", "material")  # per-cell targets: 0 = no object, else 1 + attribute index
 SENTIMENT_ANSWERS = ("negative", "positive")  # SST-2 label 0, 1
+EMPTY_CELL = "empty"  # the scene word of a grid cell without an object
 
 
 @dataclass
@@ -74,24 +78,47 @@ class TaiChiCorpus:
         return scene_graphs(self.scenes)
 
     def cell_targets(self, side: int, picks) -> torch.Tensor:
-        """Per grid cell of a `side x side` grid over each picked image, the front-most object's attributes:
-        `(len(picks), side*side, 4)` int64 (0 = empty, else 1 + index in SHAPES / COLORS / SIZES / MATERIALS)."""
+        """Per grid cell of a `side x side` grid over each picked image, the attributes of the object placed there:
+        `(len(picks), side*side, 4)` int64 (0 = empty, else 1 + index in SHAPES / COLORS / SIZES / MATERIALS).
+
+        Objects are placed front to back, each in the cell under its centre; one whose cell a nearer object already
+        holds goes to the nearest free cell (so every object has a cell: on the 4 x 4 grid 12% of 3-object scenes
+        would lose one to a shared cell)."""
         scenes, image_size = self.scenes, self.images.shape[1]
         out = np.zeros((len(picks), side * side, len(ATTRIBUTES)), np.int64)
+        centres = (np.arange(side) + 0.5) * image_size / side
+        cell_x, cell_y = np.meshgrid(centres, centres)  # (side, side) each; raster order after ravel
         for row, index in enumerate(picks):
             count = int(scenes.num_objects[index])
-            order = np.argsort(-scenes.pixel_coords[index, :count, 2])  # far to near: the nearest is written last
-            for k in order:
+            for k in np.argsort(scenes.pixel_coords[index, :count, 2], kind="stable"):  # near to far
                 column, line, _ = scenes.pixel_coords[index, k]
-                cell = int(np.clip(line * side // image_size, 0, side - 1)) * side + int(
-                    np.clip(column * side // image_size, 0, side - 1))  # fmt: skip
-                out[row, cell] = [1 + int(getattr(scenes, name)[index, k]) for name in ATTRIBUTES]
+                distance = (cell_x.ravel() - column) ** 2 + (cell_y.ravel() - line) ** 2
+                distance[out[row, :, 0] > 0] = np.inf
+                out[row, int(np.argmin(distance))] = [1 + int(getattr(scenes, name)[index, k]) for name in ATTRIBUTES]
         return torch.from_numpy(out)
 
+    def scene_words(self, picks, side: int | None = None) -> list[list[list[str]]]:
+        """Each picked image as its exact grid description: per cell of the `side x side` grid (default the coarse
+        one: one cell per visual token), raster order, the words of the object placed there
+        (`[size, color, material, shape]`) or `["empty"]`. The LLM's text pretraining reads each cell as the sum of
+        its words' embeddings where the visual tokens will go, and the projector's alignment pulls each visual
+        token to that sum (`stages_taichi`)."""
+        names = {"shape": SHAPES, "color": COLORS, "size": SIZES, "material": MATERIALS}
+        order = [ATTRIBUTES.index(name) for name in SCENE_WORD_ORDER]
+        out = []
+        for scene in self.cell_targets(side or self.coarse_side, picks).tolist():
+            out.append([[names[SCENE_WORD_ORDER[j]][cell[i] - 1] for j, i in enumerate(order)] if cell[0] else [EMPTY_CELL]
+                        for cell in scene])  # fmt: skip
+        return out
+
     def texts(self) -> list[str]:
-        """Every string of the split (for the word-level tokenizer's vocabulary)."""
+        """Every string of the split (for the word-level tokenizer's vocabulary), the scene words included."""
         words = [q["question"] for q in self.questions] + [q["answer"] for q in self.questions]
-        return words + [c for group in self.captions for c in group] + self.sentences + list(SENTIMENT_ANSWERS)
+        words += [c for group in self.captions for c in group] + self.sentences + list(SENTIMENT_ANSWERS)
+        return words + [" ".join((EMPTY_CELL, *SHAPES, *COLORS, *SIZES, *MATERIALS))]
 
 
-__all__ = ["ATTRIBUTES", "DATA_DEFAULTS", "SENTIMENT_ANSWERS", "TaiChiCorpus"]
+SCENE_WORD_ORDER = ("size", "color", "material", "shape")  # as the captions and questions say them
+
+
+__all__ = ["ATTRIBUTES", "DATA_DEFAULTS", "EMPTY_CELL", "SCENE_WORD_ORDER", "SENTIMENT_ANSWERS", "TaiChiCorpus"]
