@@ -9,7 +9,8 @@ Steps:
      pipelines' `network=` mode (the allocator) works; evaluate each task held out (`TaiChiEvaluator`): VQA per question family with the question-only baselines,
      captions (BLEU-4, attribute recall), sentiment with the bag-of-words baseline, at `EVAL_SNRS_DB` on AWGN and
      Rayleigh; and the same VQA sweep for the model after the coder-alone stage (`stages/separate_coding`: the
-     paper's "without joint coding");
+     paper's "without joint coding"); and the text ceiling: VQA by the text-pretrained LLM given each image's exact
+     scene words over an ideal link (`TextCeilingEvaluator` on `stages/pretrain_text`);
   3. write `results/taichi_default/evaluation.json`, the checkpoint's `evaluation.json` and its model card;
   4. with `--install`, copy the checkpoint to `tokcom/checkpoints/taichi-tiny/`.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 from tokcom.training.build_default import install_checkpoint
 from tokcom.training.engine import train
 from tokcom.training.evaluation import sweep
-from tokcom.training.evaluate_taichi import TaiChiEvaluator, fit_visual_performance_model
+from tokcom.training.evaluate_taichi import TaiChiEvaluator, TextCeilingEvaluator, fit_visual_performance_model
 from tokcom.training.model_card import write_model_card
 from tokcom.training.recipe import load_recipe
 
@@ -61,6 +62,11 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
     tasks = evaluate_tasks(model_dir, num_samples)
     separate = work_dir / "stages" / "separate_coding"
     without_joint = evaluate_tasks(separate, num_samples, tasks=("vqa",)) if separate.is_dir() else None
+    text_model = work_dir / "stages" / "pretrain_text"  # the LLM before it saw an image, given the exact scene
+    text_ceiling = None
+    if text_model.is_dir():
+        evaluator = TextCeilingEvaluator.from_checkpoint(text_model, num_samples=num_samples, task="vqa")
+        text_ceiling = sweep(evaluator, (float("inf"),), ("none",), progress=True)
     command = f"python -m tokcom.training.build_default_taichi --recipe {recipe_name} --num-samples {num_samples}"
     summary = {
         "command": command,
@@ -70,6 +76,7 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         "performance_model_fit": fit,
         "tasks": tasks,
         "without_joint_coding": without_joint,
+        "text_ceiling": text_ceiling,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     for folder in (results_dir, model_dir):  # 3.

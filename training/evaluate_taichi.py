@@ -184,6 +184,28 @@ class TaiChiEvaluator(Evaluator):
         return {"bag_of_words_baseline": accuracy}
 
 
+class TextCeilingEvaluator(TaiChiEvaluator):
+    """VQA with each image given as its exact scene description instead of its pixels: every coarse cell's scene
+    words, summed, in the visual tokens' place (`visual_embeds`, as the text pretraining reads them). Run on the
+    text-pretrained LLM (`stages/pretrain_text`) over an ideal link, it is the *text ceiling* of the tables: what
+    the LLM answers from perfect perception.
+
+    >>> TextCeilingEvaluator.__mro__[1].__name__
+    'TaiChiEvaluator'
+    """
+
+    def batch(self, rows) -> tuple[dict, torch.Tensor]:
+        if self.task_name != "vqa":
+            raise ValueError(f"The text ceiling is a VQA measure, got task {self.task_name!r}.")
+        from tokcom.training.objectives import word_embeddings
+
+        batch, labels = super().batch(rows)
+        del batch["pixel_values"], batch["pixel_values_lr"]
+        ids = self.corpus.scene_word_ids([row[0] for row in rows], self.processor.tokenizer)
+        batch["visual_embeds"] = word_embeddings(self.model.embed_text, ids)
+        return batch, labels
+
+
 def fit_visual_performance_model(model_path, num_samples: int = 500, snr_db: float = 20.0,
                                  budgets=(1, 2, 4, 9, 16)) -> dict:  # fmt: skip
     """phi_visual(s) = (alpha/s)^beta + gamma (eq. 15 of the TokCom letter) for TaiChi's visual link: the held-out
@@ -205,5 +227,5 @@ def fit_visual_performance_model(model_path, num_samples: int = 500, snr_db: flo
     return {"snr_db": snr_db, "num_samples": evaluator.count, "measurements": rows, "performance_model": {"visual": phi}}
 
 
-__all__ = ["PIPELINE_TASKS", "TaiChiEvaluator", "attribute_recall", "caption_metrics", "caption_phrases",
+__all__ = ["PIPELINE_TASKS", "TaiChiEvaluator", "TextCeilingEvaluator", "attribute_recall", "caption_metrics", "caption_phrases",
            "fit_visual_performance_model"]  # fmt: skip

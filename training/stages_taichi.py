@@ -36,7 +36,7 @@ from tokcom.modeling.decoding import answer_labels
 from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor
 from tokcom.training.engine import FamilyStages
 from tokcom.training.objectives import word_alignment_loss, word_embeddings
-from tokcom.training.taichi_corpus import ATTRIBUTES, DATA_DEFAULTS, SCENE_WORD_ORDER, SENTIMENT_ANSWERS, TaiChiCorpus
+from tokcom.training.taichi_corpus import ATTRIBUTES, DATA_DEFAULTS, SENTIMENT_ANSWERS, TaiChiCorpus
 
 STAGES = ("pretrain_vision", "pretrain_text", "pretrain", "sft", "separate_coding", "joint_coding")
 IDEAL_STAGES = ("pretrain_text", "pretrain", "sft")
@@ -242,18 +242,8 @@ class TaiChiStages(FamilyStages):
         if images_as == "pixels":
             batch["pixel_values"], batch["pixel_values_lr"] = processor.image_tensors(torch.from_numpy(corpus.images[images]))
         if images_as == "words" or word_targets:
-            batch["scene_word_ids"] = self.scene_word_ids(images)
+            batch["scene_word_ids"] = corpus.scene_word_ids(images, processor.tokenizer)
         return batch
-
-    def scene_word_ids(self, images) -> torch.LongTensor:
-        """`(len(images), cells, 4)` token ids of each coarse cell's scene words, -1 padded."""
-        tokenizer = self.processor.tokenizer
-        cells = self.data.scene_words(images)
-        ids = torch.full((len(cells), len(cells[0]), len(SCENE_WORD_ORDER)), -1, dtype=torch.long)
-        for row, scene in enumerate(cells):
-            for cell, words in enumerate(scene):
-                ids[row, cell, : len(words)] = torch.tensor(tokenizer.convert_tokens_to_ids(words))
-        return ids
 
     def _links(self, stage, stage_recipe, rng, total, rank, per_rank) -> dict[str, Link]:
         """Ideal links before the coding stages; then an SNR per sample and a channel type per batch."""

@@ -111,6 +111,15 @@ class TaiChiCorpus:
                         for cell in scene])  # fmt: skip
         return out
 
+    def scene_word_ids(self, picks, tokenizer) -> torch.LongTensor:
+        """`scene_words` as token ids: `(len(picks), cells, 4)` int64, -1 padded."""
+        cells = self.scene_words(picks)
+        ids = torch.full((len(cells), len(cells[0]), len(SCENE_WORD_ORDER)), -1, dtype=torch.long)
+        for row, scene in enumerate(cells):
+            for cell, words in enumerate(scene):
+                ids[row, cell, : len(words)] = torch.tensor(tokenizer.convert_tokens_to_ids(words))
+        return ids
+
     def texts(self) -> list[str]:
         """Every string of the split (for the word-level tokenizer's vocabulary), the scene words included."""
         words = [q["question"] for q in self.questions] + [q["answer"] for q in self.questions]
