@@ -117,6 +117,10 @@ def render_taichi_card(model_dir, evaluation: dict | None, command: str, trainin
     recipe_path = model_dir / "tokcom_recipe.json"
     recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else (training_log or {}).get("recipe")
     text = "\n\n".join(_task_results(task, report) for task, report in reports.items())
+    ceiling = (evaluation or {}).get("text_ceiling")
+    if ceiling and ceiling.get("results"):
+        text += ("\n\nVQA text ceiling (the text-pretrained LLM given each image's exact scene words over an ideal "
+                 f"link): {ceiling['results'][0]['accuracy']:.3f}")
     return TEMPLATE.format(
         card_data=card_data(name, None, results, pipeline_tag="visual-question-answering", tags=TAICHI_TAGS,
                             datasets=[d[1] for d in DATASETS.values()]).to_yaml(),  # fmt: skip
