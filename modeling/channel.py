@@ -39,6 +39,7 @@ from .link_budget import (  # noqa: F401  numpy-only link budget, re-exported he
     shannon_rate_bps,
     w_to_dbm,
 )
+from .random_draws import randn
 
 CHANNEL_TYPES = ("awgn", "rayleigh", "none")
 FADING_TYPES = ("block", "fast")
@@ -263,8 +264,7 @@ def noise_power_from_snr_db(snr_db, batch: int, device: torch.device | str = "cp
 def _complex_normal(shape, variance: float, generator, device) -> torch.Tensor:
     """CN(0, variance) samples of `shape` (complex64) on `device`, drawn from `generator` when given (on the
     generator's own device, so a CPU generator drives a CUDA model with the same draws as on the CPU)."""
-    source = device if generator is None else generator.device
-    parts = torch.randn((*shape, 2), generator=generator, device=source, dtype=torch.float32).to(device)
+    parts = randn((*shape, 2), generator, device)
     return torch.view_as_complex(parts * math.sqrt(variance / 2.0))
 
 

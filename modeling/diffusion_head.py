@@ -31,6 +31,8 @@ import math
 import torch
 from torch import nn
 
+from .random_draws import randint, randn
+
 __all__ = ["DiffusionHead", "diffusion_loss", "sample_tokens"]
 
 
@@ -177,8 +179,8 @@ def diffusion_loss(head: DiffusionHead, scheduler, tokens: torch.Tensor, conditi
     conditions = conditions.repeat(num_noise_draws, 1)
     # 2. Each token its own step r ~ U{0, ..., R - 1} and its own noise epsilon ~ N(0, I).
     num_train_timesteps = int(scheduler.config.num_train_timesteps)
-    timesteps = torch.randint(0, num_train_timesteps, (tokens.shape[0],), generator=generator, device=tokens.device)
-    noise = torch.randn(tokens.shape, generator=generator, device=tokens.device, dtype=tokens.dtype)
+    timesteps = randint(0, num_train_timesteps, (tokens.shape[0],), generator, tokens.device)
+    noise = randn(tokens.shape, generator, tokens.device, tokens.dtype)
     # 3. Forward process, eq. (18): c^r = sqrt(omega_r) c^0 + sqrt(1 - omega_r) epsilon.
     noisy = scheduler.add_noise(tokens, noise, timesteps)
     # 4. Noise-prediction MSE, eq. (19).
@@ -216,7 +218,7 @@ def sample_tokens(head: DiffusionHead, scheduler, conditions: torch.Tensor, num_
     # 1. Start from Gaussian noise scaled by the scheduler's initial sigma.
     scheduler.set_timesteps(num_inference_steps, device=conditions.device)
     shape = (conditions.shape[0], head.token_dim)
-    sample = torch.randn(shape, generator=generator, device=conditions.device, dtype=conditions.dtype)
+    sample = randn(shape, generator, conditions.device, conditions.dtype)
     sample = sample * scheduler.init_noise_sigma
     # 2. Reverse process: predict epsilon (eq. 19) and let the solver take one step towards c^0.
     for t in scheduler.timesteps:

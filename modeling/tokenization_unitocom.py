@@ -39,6 +39,7 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.utils import ModelOutput
 
 from .channel import TokenChannel
+from .random_draws import rand, randn
 from .channel_coding import AdaptiveChannelCoder
 from .configuration_unitocom import UniToComTokenizerConfig
 
@@ -123,7 +124,7 @@ def griffin_lim(log_mel_db: torch.Tensor, config: UniToComTokenizerConfig, num_i
         return torch.istft(spectrum, config.n_fft, config.hop_length, config.win_length, window, center=True, length=length)
 
     # 2. fast Griffin-Lim
-    phase = torch.rand(magnitude.shape, generator=generator, device=device) * (2 * torch.pi)
+    phase = rand(magnitude.shape, generator, device) * (2 * torch.pi)
     angles = torch.polar(torch.ones_like(magnitude), phase)
     previous = torch.zeros_like(angles)
     for _ in range(num_iterations):
@@ -353,13 +354,12 @@ class UniToComTokenizerModel(UniToComTokenizerPreTrainedModel):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
         shape = (num_samples, *mean.shape)
-        eps = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        eps = randn(shape, generator, mean.device, mean.dtype)
         if self.config.bottleneck == "vae":
             if logvar is None:
                 raise ValueError("The VAE tokenizer needs `logvar` to sample tokens.")
             return mean + torch.exp(0.5 * logvar) * eps
-        sigma = self.config.c_sigma * torch.randn((num_samples, mean.shape[0], 1, 1), generator=generator,
-                                                  device=mean.device, dtype=mean.dtype)  # fmt: skip
+        sigma = self.config.c_sigma * randn((num_samples, mean.shape[0], 1, 1), generator, mean.device, mean.dtype)
         return mean + sigma * eps
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:

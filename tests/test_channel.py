@@ -167,3 +167,20 @@ def test_token_mask_excludes_padding_from_power_and_transmission():
     assert abs(measured_snr_db(tokens[0], received[0]) - 10.0) < 0.2
     with pytest.raises(ValueError, match="token_mask"):
         TokenChannel()(tokens, snr_db=10.0, token_mask=mask[:, :10])
+
+
+def test_draws_come_from_the_generators_device_and_land_on_the_models():
+    """A CPU generator (the training engine's) drives a model on another device: the draw happens on the
+    generator's device and moves (here to `meta`, which CI has; a GPU run is in results/gpu_check.json)."""
+    import doctest
+
+    import tokcom.modeling.random_draws as random_draws
+    from tokcom.modeling.random_draws import rand, randint, randn
+
+    assert doctest.testmod(random_draws).failed == 0
+    for draw, expected in ((lambda g, d: randn((3, 2), g, d), lambda g: torch.randn((3, 2), generator=g)),
+                           (lambda g, d: rand((3,), g, d), lambda g: torch.rand((3,), generator=g)),
+                           (lambda g, d: randint(0, 9, (4,), g, d), lambda g: torch.randint(0, 9, (4,), generator=g))):  # fmt: skip
+        assert draw(torch.Generator().manual_seed(3), "meta").device.type == "meta"
+        assert torch.equal(draw(torch.Generator().manual_seed(3), "cpu"), expected(torch.Generator().manual_seed(3)))
+    assert randn((2,), None, "meta").device.type == "meta"  # no generator: drawn where it is used
