@@ -9,13 +9,16 @@ first-answer-token accuracy on fresh training batches every `--eval-every` steps
 - `words`: the objects' words appended to the question, no visual slots (a plain text task).
 
     python benchmarks/taichi_llm_learnability.py [--families query_color] [--layout cells] [--learning-rate 1e-3]
-        [--steps 1000] [--eval-every 50] [--threads 1] [--output results/taichi_llm_learnability.json]
+        [--steps 1000] [--eval-every 50] [--threads 1] [--curriculum-steps 0] [--eval-size 128]
+        [--output results/taichi_llm_learnability/NAME.json]
 
 What it showed (2-core CPU, 1 thread; `results/taichi_llm_learnability/`, 128 fresh training questions per point):
 `query_color` alone in the `cells` layout at 1e-3 sits near chance for ~200 steps, then reaches 0.77 at step 400
 and 0.80 at 1000 (`query_color_cells.json`); all 12 families together at 2e-3 stay near the family priors
-(0.39-0.58) for 1000 steps (`all_families_cells.json`). The scene representation is learnable; the mixture of
-families is what stalls.
+(0.39-0.58) for 1000 steps (`all_families_cells.json`) and reach only 0.456 at 2400 steps
+(`all_families_cells_2400.json`, `--steps 2400 --eval-every 300 --eval-size 384`); bringing the families in one at
+a time every 150 steps does not help (0.417 at 2400, `all_families_cells_curriculum.json`, `--curriculum-steps
+150`). The scene representation is learnable; learning the families together is what stalls.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import torch  # noqa: E402
 LAYOUTS = ("cells", "words_and_cells", "words")
 
 
-def run(families, layout: str, learning_rate: float, steps: int, eval_every: int, train_scenes: int = 1000) -> dict:
+def run(families, layout: str, learning_rate: float, steps: int, eval_every: int, train_scenes: int = 1000,
+        curriculum_steps: int = 0, eval_size: int = 128) -> dict:  # fmt: skip
     import tempfile
 
     from tokcom.modeling import Link
@@ -53,6 +57,7 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     questions = [i for i, q in enumerate(corpus.questions) if q["family"] in families]
     if not questions:
         raise ValueError(f"`--families` must name some of {QUESTION_FAMILIES}, got {families}.")
+    by_family = {name: [i for i in questions if corpus.questions[i]["family"] == name] for name in families}
     objective = family.objective("pretrain_text")
     names = family.trainable_parameters("pretrain_text", recipe["stages"]["pretrain_text"])
     parameters = [p for n, p in model.named_parameters() if n in names]
@@ -63,8 +68,11 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
              "text": Link(snr_db=float("inf"), channel_type="none")}  # fmt: skip
     rng = np.random.default_rng(0)
 
-    def batch(size):
-        rows = [corpus.questions[i] for i in rng.choice(questions, size)]
+    def batch(size, step=None):
+        pool = questions
+        if curriculum_steps and step is not None:  # family k joins at step k * curriculum_steps
+            pool = [i for name in families[: 1 + step // curriculum_steps] for i in by_family[name]]
+        rows = [corpus.questions[i] for i in rng.choice(pool, size)]
         texts = [row["question"] for row in rows]
         if layout != "cells":
             texts = [text + " " + " ".join(w for cell in corpus.scene_words([row["image_index"]])[0] for w in cell
@@ -81,20 +89,24 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     for step in range(steps + 1):
         if step % eval_every == 0:
             with torch.no_grad():
-                inputs, rows = batch(128)
+                inputs, rows = batch(eval_size)
                 logits = objective_logits(objective, inputs)
                 predictions = tokenizer.convert_ids_to_tokens(logits.argmax(-1).tolist())
-                accuracy = float(np.mean([p == row["answer"] for p, row in zip(predictions, rows)]))
-            curve.append({"step": step, "accuracy": accuracy, "seconds": round(time.time() - began, 1)})
+                hits = [p == row["answer"] for p, row in zip(predictions, rows)]
+                per_family = {name: round(float(np.mean([h for h, row in zip(hits, rows) if row["family"] == name])), 3)
+                              for name in families if any(row["family"] == name for row in rows)}  # fmt: skip
+            curve.append({"step": step, "accuracy": float(np.mean(hits)), "seconds": round(time.time() - began, 1),
+                          "per_family": per_family})  # fmt: skip
             print(json.dumps(curve[-1]), flush=True)
         if step == steps:
             break
-        inputs, _ = batch(32)
+        inputs, _ = batch(32, step)
         loss = objective(**inputs)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return {"families": families, "layout": layout, "learning_rate": learning_rate, "steps": steps, "curve": curve}
+    return {"families": families, "layout": layout, "learning_rate": learning_rate, "steps": steps,
+            "curriculum_steps": curriculum_steps, "curve": curve}
 
 
 def objective_logits(objective, inputs: dict) -> torch.Tensor:
@@ -116,12 +128,16 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--curriculum-steps", type=int, default=0,
+                        help="train the families one more at a time, each joining this many steps after the last")
+    parser.add_argument("--eval-size", type=int, default=128, help="fresh questions per evaluation point")
     parser.add_argument("--output", default=None, help="write the curve as JSON here")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.eval_every < 1:
-        parser.error("--steps and --eval-every must be >= 1")
+    if args.steps < 1 or args.eval_every < 1 or args.eval_size < 1 or args.curriculum_steps < 0:
+        parser.error("--steps, --eval-every and --eval-size must be >= 1, --curriculum-steps >= 0")
     torch.set_num_threads(args.threads)
-    report = run(args.families, args.layout, args.learning_rate, args.steps, args.eval_every)
+    report = run(args.families, args.layout, args.learning_rate, args.steps, args.eval_every,
+                 curriculum_steps=args.curriculum_steps, eval_size=args.eval_size)
     report["command"] = "python benchmarks/taichi_llm_learnability.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
