@@ -46,6 +46,7 @@ def test_config_round_trip_and_checks(tmp_path):
         "lr_image_size": (30, "lr_image_size"),
         "max_new_tokens": ({"translate": 3}, "max_new_tokens"),
         "prompt_order": (["visual", "audio"], "prompt_order"),
+        "text_embedding_multiplier": (0.0, "text_embedding_multiplier"),
     }
     for field, (value, name) in bad.items():
         with pytest.raises(ValueError, match=name):
@@ -170,6 +171,8 @@ def test_bad_inputs_name_the_argument(model):
         (dict(inputs, labels=torch.tensor([1, 2])), "labels"),
         (dict(inputs, input_ids=torch.randint(3, 9, (3, 4))), "batch"),
         ({}, "pixel_values"),
+        (dict(inputs, visual_embeds=torch.randn(2, 16, 128)), "visual_embeds"),  # not both
+        ({"input_ids": inputs["input_ids"], "visual_embeds": torch.randn(2, 16, 64)}, "visual_embeds"),
     ]
     for kwargs, name in cases:
         with pytest.raises(ValueError, match=name):
@@ -202,6 +205,9 @@ def test_from_backbones_splits_a_pretrained_llm_faithfully(tmp_path, monkeypatch
     config.backbones = None
     with pytest.raises(ValueError, match="backbones"):
         TaiChiForConditionalGeneration.from_backbones(config)
+    scaled = TaiChiConfig.tiny(backbones={name: str(path) for name, path in paths.items()})  # sqrt(d) multiplier
+    with pytest.raises(ValueError, match="text_embedding_multiplier"):
+        TaiChiForConditionalGeneration.from_backbones(scaled)
 
 
 def test_auto_classes_load_taichi(model, tmp_path):
