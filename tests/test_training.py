@@ -1,9 +1,6 @@
 """Training stages, recipes, exact resume, evaluation, and a real 2-process DDP run on CPU."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -164,20 +161,10 @@ def test_recipes_validate():
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_really_train_distributed_and_stay_identical(tmp_path):
+def test_two_cpu_processes_really_train_distributed_and_stay_identical(tmp_path, launch_two_processes):
     recipe = json.loads(json.dumps(SMOKE_RECIPE))
     recipe["stages"] = {k: v for k, v in recipe["stages"].items() if k in ("pretrain_audio", "align", "task")}
-    recipe_path = tmp_path / "recipe.json"
-    recipe_path.write_text(json.dumps(recipe))
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tokcom.training.train",
-        "--recipe", str(recipe_path), "--output-dir", str(tmp_path / "out"), "--stages", "pretrain_audio", "align", "task",
-    ]  # fmt: skip
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    log = launch_two_processes(recipe, tmp_path, "--stages", "pretrain_audio", "align", "task")
     assert log["num_processes"] == 2
     assert all(stage["num_processes"] == 2 for stage in log["stages"])
     assert len(log["rank_parameter_digests"]) == 2

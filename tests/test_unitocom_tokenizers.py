@@ -257,23 +257,8 @@ def test_spoken_log_mels_feed_the_audio_tokenizer(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_the_tokenizer_and_stay_identical(tmp_path):
+def test_two_cpu_processes_train_the_tokenizer_and_stay_identical(tmp_path, launch_two_processes):
     """`accelerate launch` with 2 CPU processes (DDP, gloo) runs Algorithm 1's stages; both ranks end identical."""
-    import os
-    import subprocess
-    import sys
-
-    recipe = _recipe(tmp_path)
-    recipe_path = tmp_path / "recipe.json"
-    recipe_path.write_text(json.dumps(recipe))
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tokcom.training.train",
-        "--recipe", str(recipe_path), "--output-dir", str(tmp_path / "out"),
-    ]  # fmt: skip
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    log = launch_two_processes(_recipe(tmp_path), tmp_path)
     assert log["num_processes"] == 2 and all(stage["num_processes"] == 2 for stage in log["stages"])
     assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]
