@@ -164,9 +164,7 @@ def check_tokcom(num_samples: int, batch_size: int) -> dict:
         result[device] = {"per_sample_samples_per_s": round(len(clips) / loop, 1),
                           "batched_samples_per_s": round(len(clips) / together, 1),
                           "ratio": round(loop / together, 2), "answers_equal": f"{same}/{len(clips)}"}  # fmt: skip
-    model = vqa.model.to("cuda")
-    batch = vqa.preprocess(clips[0]) if hasattr(vqa, "preprocess") else None
-    result["bf16_cast"] = str(next(model.to(torch.bfloat16).parameters()).dtype)
+    result["bf16_cast"] = str(next(vqa.model.to("cuda", torch.bfloat16).parameters()).dtype)
     return result
 
 

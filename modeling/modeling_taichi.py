@@ -45,6 +45,7 @@ from .decoding import sequence_probability
 from .kan import KANLinear, KANProjector
 from .links import Link, resolve_links
 from .lora import attach_lora, zero_lora_b
+from .random_draws import multinomial
 
 LINK_INDEX = {name: index for index, name in enumerate(LINKS)}  # position labels of the prompt; -1 = padding
 
@@ -470,10 +471,7 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
                 if top_k is not None:
                     kth = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]
                     scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-                probabilities = scaled.softmax(-1)  # drawn where the generator lives (a CPU one may drive a GPU model)
-                source = probabilities.device if generator is None else generator.device
-                choice = torch.multinomial(probabilities.to(source), 1, generator=generator)
-                choice = choice.squeeze(1).to(probabilities.device)
+                choice = multinomial(scaled.softmax(-1), 1, generator).squeeze(1)
             else:
                 choice = logits.argmax(dim=-1)
             choice = torch.where(finished, torch.full_like(choice, pad), choice)

@@ -84,6 +84,15 @@ def test_the_instruction_guides_the_encoding_of_the_visual_tokens(model):
         assert torch.allclose(first.sent[visual], second.sent[visual], atol=1e-6) != depends
 
 
+@torch.no_grad()
+def test_sampling_is_reproducible_with_a_generator(model):
+    inputs = _inputs()
+    draws = [model.generate(**inputs, links=NOISELESS, do_sample=True, top_k=5, max_new_tokens=3,
+                            generator=torch.Generator().manual_seed(seed)) for seed in (4, 4)]  # fmt: skip
+    assert torch.equal(draws[0], draws[1]) and draws[0].shape == (2, 3)
+    assert int(draws[0].min()) >= 0 and int(draws[0].max()) < 512
+
+
 def test_teacher_forcing_equals_generation(model):
     inputs = _inputs(batch=3, seed=1)
     inputs["attention_mask"] = torch.tensor([[1] * 7, [0, 0] + [1] * 5, [1] * 6 + [0]])

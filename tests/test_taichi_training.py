@@ -4,9 +4,6 @@ the three tasks' evaluation with their baselines, recipe checks, and a real 2-pr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -153,26 +150,25 @@ def test_text_pretraining_reads_scene_words_where_the_visual_tokens_go(tmp_path)
     assert tuple(image["scene_word_ids"].shape) == (4, 16, 4) and "pixel_values" in image
     loss = family.objective("pretrain")(**image)
     assert loss.dim() == 0 and torch.isfinite(loss)
-    assert loss > family.objective("sft")(**{k: v for k, v in image.items() if k != "scene_word_ids"})
+    without_ids = {k: v for k, v in image.items() if k != "scene_word_ids"}
+    assert loss > family.objective("sft")(**without_ids)
+    # the full-grid tokens are computed once and serve both the prompt and the alignment: the same loss as running
+    # the image side twice
+    from tokcom.training.objectives import word_alignment_loss
+    from tokcom.training.stages_taichi import WORD_TEMPERATURE
+
+    tokens = model.visual_tokens(image["pixel_values"], image["pixel_values_lr"], 16)
+    embeddings = model.get_input_embeddings().weight * model.config.text_embedding_multiplier
+    alignment = word_alignment_loss(tokens, image["scene_word_ids"], embeddings, WORD_TEMPERATURE)
+    torch.testing.assert_close(loss, model(**without_ids).loss + 0.5 * alignment)
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_a_taichi_stage_and_stay_identical(smoke_model, tmp_path):
+def test_two_cpu_processes_train_a_taichi_stage_and_stay_identical(smoke_model, tmp_path, launch_two_processes):
     output, _ = smoke_model
     recipe = json.loads(json.dumps(SMOKE_RECIPE))
     recipe["stages"] = {"joint_coding": recipe["stages"]["joint_coding"]}
-    recipe_path = tmp_path / "recipe.json"
-    recipe_path.write_text(json.dumps(recipe))
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tokcom.training.train",
-        "--recipe", str(recipe_path), "--output-dir", str(tmp_path / "out"),
-        "--init-model", str(output / "stages" / "separate_coding"),
-    ]  # fmt: skip
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = json.loads((tmp_path / "out" / "training_log.json").read_text())
+    log = launch_two_processes(recipe, tmp_path, "--init-model", str(output / "stages" / "separate_coding"))
     assert log["num_processes"] == 2 and log["stages"][0]["num_processes"] == 2
     assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]
 

@@ -62,14 +62,21 @@ class ResponseLoss(nn.Module):
         self.word_alignment = float(word_alignment)
 
     def forward(self, scene_word_ids: torch.LongTensor | None = None, **batch) -> torch.Tensor:
+        model, alignment = self.model, None
         if scene_word_ids is not None and "pixel_values" not in batch:  # the image as its scene description
-            batch["visual_embeds"] = word_embeddings(self.model.embed_text, scene_word_ids)
-        loss = self.model(**batch).loss
-        if scene_word_ids is not None and "pixel_values" in batch and self.word_alignment > 0:
-            tokens = self.model.visual_tokens(batch["pixel_values"], batch.get("pixel_values_lr"), scene_word_ids.shape[1])
-            embeddings = self.model.get_input_embeddings().weight * self.model.config.text_embedding_multiplier
-            loss = loss + self.word_alignment * word_alignment_loss(tokens, scene_word_ids, embeddings, WORD_TEMPERATURE)
-        return loss
+            batch["visual_embeds"] = word_embeddings(model.embed_text, scene_word_ids)
+        elif scene_word_ids is not None and self.word_alignment > 0:
+            cells = scene_word_ids.shape[1]
+            tokens = model.visual_tokens(batch["pixel_values"], batch.get("pixel_values_lr"), cells)
+            embeddings = model.get_input_embeddings().weight * model.config.text_embedding_multiplier
+            alignment = word_alignment_loss(tokens, scene_word_ids, embeddings, WORD_TEMPERATURE)
+            if "links" in batch and model.resolve_links(batch["links"])["visual"].num_tokens == cells:
+                # the prompt sends the full grid too: reuse these tokens instead of running the image side twice
+                batch["visual_embeds"] = tokens
+                del batch["pixel_values"]
+                batch.pop("pixel_values_lr", None)
+        loss = model(**batch).loss
+        return loss if alignment is None else loss + self.word_alignment * alignment
 
 
 class VisionPretraining(nn.Module):
