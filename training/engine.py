@@ -122,6 +122,25 @@ class FamilyStages:
         low, high = self.channel.get("snr_db_range", [-5.0, 25.0])
         return {link: torch.from_numpy(rng.uniform(low, high, size).astype(np.float32)) for link in links}
 
+    @staticmethod
+    def draw_task(rng: np.random.Generator, weights: dict[str, float]) -> str:
+        """One task of `weights` (`{task: weight}`), with probability proportional to its weight (names sorted, so
+        every rank and a resumed run draw the same)."""
+        tasks = sorted(weights)
+        return tasks[int(rng.choice(len(tasks), p=np.array([weights[t] for t in tasks]) / sum(weights.values())))]
+
+    @staticmethod
+    def check_task_weights(stage: str, tasks, allowed: tuple[str, ...]) -> None:
+        """Raise `ValueError` unless a stage's `tasks` is absent or maps some of `allowed` to numbers >= 0 with a
+        positive sum."""
+        if tasks is None:
+            return
+        weights = list(tasks.values()) if isinstance(tasks, dict) else []
+        bad_weight = any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights)
+        if not weights or bad_weight or set(tasks) - set(allowed) or not sum(weights) > 0:
+            raise ValueError(f"Recipe field `stages.{stage}.tasks` must map some of {allowed} to weights >= 0 with a "
+                             f"positive sum, got {tasks!r}.")  # fmt: skip
+
     def draw_channel_type(self, rng: np.random.Generator) -> str:
         """One of the recipe's `channel.channel_types` (default AWGN) for a batch."""
         channel_types = self.channel.get("channel_types", ["awgn"])

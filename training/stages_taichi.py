@@ -210,8 +210,7 @@ class TaiChiStages(FamilyStages):
                 batch["fine_targets"] = corpus.cell_targets(corpus.fine_side, picks)
             return batch
         weights = stage_recipe.get("tasks") or DEFAULT_TASKS.get(stage, dict.fromkeys(TASKS, 1.0))
-        tasks = sorted(weights)
-        task = tasks[int(rng.choice(len(tasks), p=np.array([weights[t] for t in tasks]) / sum(weights.values())))]
+        task = self.draw_task(rng, weights)
         word_targets = float(stage_recipe.get("word_alignment", 0.0)) > 0
         batch = self.task_batch(task, rng, total, images_as="words" if stage == "pretrain_text" else "pixels",
                                 word_targets=word_targets)  # fmt: skip
@@ -277,11 +276,7 @@ class TaiChiStages(FamilyStages):
     @staticmethod
     def validate_stage(stage: str, settings: dict) -> None:
         tasks = settings.get("tasks")
-        if tasks is not None:
-            if not isinstance(tasks, dict) or not tasks or set(tasks) - set(TASKS):
-                raise ValueError(f"Recipe field `stages.{stage}.tasks` must map some of {TASKS} to weights, got {tasks!r}.")
-            if any(not isinstance(w, (int, float)) or w < 0 for w in tasks.values()) or not sum(tasks.values()) > 0:
-                raise ValueError(f"Recipe field `stages.{stage}.tasks` needs weights >= 0 with a positive sum, got {tasks!r}.")
+        FamilyStages.check_task_weights(stage, tasks, TASKS)
         if stage in IMAGE_ONLY_STAGES and tasks is not None and any(w > 0 for t, w in tasks.items() if t == "sentiment"):
             raise ValueError(f"Recipe field `stages.{stage}.tasks` cannot weight 'sentiment' (text only): the stage "
                              "trains only BAN and KAN, which a sentence never reaches.")

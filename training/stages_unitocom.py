@@ -207,8 +207,7 @@ class UniToComStages(FamilyStages):
         total = per_rank * world
         mine = slice(rank * per_rank, (rank + 1) * per_rank)
         weights = stage_recipe.get("tasks") or DEFAULT_TASKS
-        tasks = sorted(weights)
-        task = tasks[int(rng.choice(len(tasks), p=np.array([weights[t] for t in tasks]) / sum(weights.values())))]
+        task = self.draw_task(rng, weights)
         batch = {key: value[mine] for key, value in self.task_batch(task, rng, total).items()}
         if task != "text_to_image" and not stage_recipe.get("ideal_link", False):
             batch["snr_db"] = self.draw_snr_db(rng, ("link",), total)["link"][mine]
@@ -239,12 +238,7 @@ class UniToComStages(FamilyStages):
 
     @staticmethod
     def validate_stage(stage: str, settings: dict) -> None:
-        tasks = settings.get("tasks")
-        weights = list(tasks.values()) if isinstance(tasks, dict) else []
-        bad_weight = any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights)
-        if tasks is not None and (bad_weight or set(tasks) - set(TASKS) or not sum(weights) > 0):
-            raise ValueError(f"Recipe field `stages.{stage}.tasks` must map some of {TASKS} to weights >= 0 with a "
-                             f"positive sum, got {tasks!r}.")  # fmt: skip
+        FamilyStages.check_task_weights(stage, settings.get("tasks"), TASKS)
         if "ideal_link" in settings and not isinstance(settings["ideal_link"], bool):
             raise ValueError(f"Recipe field `stages.{stage}.ideal_link` must be true or false, got {settings['ideal_link']!r}.")
 
