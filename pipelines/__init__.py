@@ -23,6 +23,7 @@ _EXPORTS = {
     "token_comm_vqa": ("TASK", "TEXT_LINK_DEFAULT_DISTANCE_KM", "TokenCommVQAPipeline"),
     "token_comm_base": ("TokenCommPipeline", "UnknownWordsWarning"),
     "token_comm_taichi": ("TaiChiVQAPipeline", "TokenCommImageToTextPipeline", "TokenCommTextClassificationPipeline"),
+    "token_comm_unitocom": ("TokenCommASRPipeline", "TokenCommTextToImagePipeline", "UniToComVQAPipeline"),
 }
 
 __getattr__, __dir__, __all__ = attach(__name__, _EXPORTS)

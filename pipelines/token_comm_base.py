@@ -35,6 +35,7 @@ class TokenCommPipeline(Pipeline):
     length the config's `max_tokens_per_link` lets the caller choose, `channel_type`, `seed`, `max_new_tokens`."""
 
     task_name = ""
+    family_parameters: tuple[str, ...] = ()  # a family's own call parameters, checked by `check_family_parameters`
     # the processor comes from the model's folder in `__init__`: `pipeline()` must not guess preprocessing classes
     _load_processor = False
     _load_image_processor = False
@@ -60,18 +61,24 @@ class TokenCommPipeline(Pipeline):
 
     # ------------------------------------------------------------------ parameters
 
+    def link_config(self):
+        """What the link planner reads (`link_names`, `max_tokens_per_link`, `performance_model`, `bits_per_token`,
+        `channel_config`): the model's config. A family whose links depend on the task overrides it."""
+        return self.model.config
+
     def _token_parameters(self) -> tuple[str, ...]:
-        return tuple(f"num_{link}_tokens" for link in self.model.config.max_tokens_per_link)
+        return tuple(f"num_{link}_tokens" for link in self.link_config().max_tokens_per_link)
 
     def _sanitize_parameters(self, snr_db=None, network=None, method=None, channel_type=None, seed=None,
                              max_new_tokens=None, local_files_only=None, **rest):  # fmt: skip
         token_keys = self._token_parameters()
-        unknown = sorted(set(rest) - set(token_keys))
+        unknown = sorted(set(rest) - set(token_keys) - set(self.family_parameters))
         if unknown:
             allowed = ["snr_db", "network", "method", *token_keys, "channel_type", "seed", "max_new_tokens",
-                       "batch_size", "num_workers"]  # fmt: skip
+                       *self.family_parameters, "batch_size", "num_workers"]  # fmt: skip
             raise ValueError(f"Unknown argument(s) {unknown} for the {self.task_name!r} pipeline; allowed: {allowed}.")
-        forward_params, postprocess_params = {}, {}
+        forward_params, postprocess_params = self.check_family_parameters(
+            {key: rest[key] for key in self.family_parameters if rest.get(key) is not None})
         num_tokens = {key[len("num_"): -len("_tokens")]: rest.get(key) for key in token_keys}
         # the link parameters form one group: given together at a call, they replace the construction's plan whole
         if any(value is not None for value in (snr_db, network, method, *num_tokens.values())):
@@ -87,9 +94,13 @@ class TokenCommPipeline(Pipeline):
             forward_params["max_new_tokens"] = check_integer(max_new_tokens, "max_new_tokens", low=1)
         return {}, forward_params, postprocess_params
 
+    def check_family_parameters(self, values: dict) -> tuple[dict, dict]:
+        """The given `family_parameters` (not None), checked -> `(forward_params, postprocess_params)`."""
+        return {}, {}
+
     def _link_plan(self, snr_db=None, network=None, method=None, num_tokens: dict | None = None):
         """The links of this call (`tokcom.pipelines.link_planner`): the model's `links=` and the plan for reports."""
-        plan = plan_links(self.model.config, snr_db, network, method, num_tokens or {})
+        plan = plan_links(self.link_config(), snr_db, network, method, num_tokens or {})
         return {"links": plan.links}, plan
 
     # ------------------------------------------------------------------ batching
@@ -123,6 +134,14 @@ class TokenCommPipeline(Pipeline):
     def generator(self, seed: int | None) -> torch.Generator | None:
         """The channel's noise source for one model call (None: unseeded)."""
         return None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+
+
+def refuse_preprocessors(task_name: str, **given) -> None:
+    """`ValueError` for a preprocessing object (`feature_extractor=`, `image_processor=` ...) given to a pipeline
+    whose family processor (`processor=`) does all the preprocessing."""
+    for name, value in given.items():
+        if value is not None:
+            raise ValueError(f"`{name}` is not used by the {task_name!r} pipeline; pass `processor=` instead.")
 
 
 def check_integer(value, field: str, low: int, high: int = 2**63 - 1) -> int:
@@ -187,4 +206,4 @@ def warn_unknown_words(tokenizer, text: str, input_ids=None, attention_mask=None
 
 
 __all__ = ["MAX_QUESTION_CHARS", "TokenCommPipeline", "UnknownWordsWarning", "check_integer", "check_prompt_tokens",
-           "check_text", "warn_unknown_words"]  # fmt: skip
+           "check_text", "refuse_preprocessors", "warn_unknown_words"]  # fmt: skip

@@ -95,12 +95,17 @@ class TokenCommVQAPipeline(TokenCommPipeline):
     task_name = TASK
 
     def __new__(cls, model=None, *args, **kwargs):
-        """A TaiChi model answers questions about an image: `pipeline("token-comm-vqa", model=TAICHI)` builds
-        `TaiChiVQAPipeline` (its inputs are `{"image", "question"}`)."""
-        if cls is TokenCommVQAPipeline and getattr(getattr(model, "config", None), "model_type", None) == "taichi":
+        """TaiChi and UniToCom models answer questions about an image: `pipeline("token-comm-vqa", model=TAICHI)`
+        builds `TaiChiVQAPipeline`, `model=UNITOCOM` builds `UniToComVQAPipeline` (inputs `{"image", "question"}`)."""
+        model_type = getattr(getattr(model, "config", None), "model_type", None)
+        if cls is TokenCommVQAPipeline and model_type == "taichi":
             from .token_comm_taichi import TaiChiVQAPipeline
 
             return TaiChiVQAPipeline(model, *args, **kwargs)
+        if cls is TokenCommVQAPipeline and model_type == "unitocom":
+            from .token_comm_unitocom import UniToComVQAPipeline
+
+            return UniToComVQAPipeline(model, *args, **kwargs)
         return super().__new__(cls)
 
     def __init__(

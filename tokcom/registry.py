@@ -8,7 +8,7 @@ torch nor transformers.
 >>> FAMILIES["tokcom"].model_class
 'tokcom.modeling.modeling_tokcom.TokComForAVQA'
 >>> TASKS["token-comm-vqa"].families
-('tokcom', 'taichi')
+('tokcom', 'taichi', 'unitocom')
 >>> family_for_model_type("tokcom").name
 'tokcom'
 """
@@ -93,6 +93,8 @@ FAMILIES: dict[str, Family] = {
         config_class="tokcom.modeling.configuration_unitocom.UniToComConfig",
         model_class="tokcom.modeling.modeling_unitocom.UniToComModel",
         auto_classes=("AutoModel",),
+        processor_class="tokcom.modeling.processing_unitocom.UniToComProcessor",
+        tasks=("token-comm-vqa", "token-comm-text-to-image", "token-comm-asr"),
         stages_module="tokcom.training.stages_unitocom",
         paper="unitocom-genib.txt",
     ),
@@ -103,7 +105,8 @@ TASKS: dict[str, Task] = {
         name="token-comm-vqa",
         pipeline_class="tokcom.pipelines.token_comm_vqa.TokenCommVQAPipeline",
         type="multimodal",
-        families=("tokcom", "taichi"),  # a TaiChi model gets `TaiChiVQAPipeline` (image + question)
+        families=("tokcom", "taichi", "unitocom"),  # TaiChi / UniToCom models get `TaiChiVQAPipeline` /
+        # `UniToComVQAPipeline` (image + question)
         pipeline_tag="visual-question-answering",
     ),
     "token-comm-image-to-text": Task(
@@ -119,6 +122,20 @@ TASKS: dict[str, Task] = {
         type="text",
         families=("taichi",),
         pipeline_tag="text-classification",
+    ),
+    "token-comm-text-to-image": Task(
+        name="token-comm-text-to-image",
+        pipeline_class="tokcom.pipelines.token_comm_unitocom.TokenCommTextToImagePipeline",
+        type="multimodal",
+        families=("unitocom",),
+        pipeline_tag="text-to-image",
+    ),
+    "token-comm-asr": Task(
+        name="token-comm-asr",
+        pipeline_class="tokcom.pipelines.token_comm_unitocom.TokenCommASRPipeline",
+        type="audio",
+        families=("unitocom",),
+        pipeline_tag="automatic-speech-recognition",
     ),
 }
 
