@@ -25,12 +25,13 @@ import torch.nn.functional as F
 from transformers import BatchFeature, PreTrainedTokenizerFast, ProcessorMixin
 
 from .configuration_unitocom import UniToComTokenizerConfig
-from .media_io import load_audio, load_image
+from .media_io import load_audio, load_image, read_wav
 from .tokenization_unitocom import MEL_FLOOR_DB, log_mel_spectrogram, mel_filters
 
 TASKS = ("vqa", "text_to_image", "asr")
 AUDIO_FRONT_END_KEYS = ("sampling_rate", "n_fft", "win_length", "hop_length", "num_mel_bins", "f_min", "f_max",
                         "num_frames")  # fmt: skip
+AUDIO_DICT_KEYS = ("array", "sampling_rate", "path")  # the `datasets.Audio` form
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 _INIT_KEYS = ("image_size", "num_image_tokens", "image_token_id", "num_audio_tokens", "audio_token_id",
               "num_audio_windows", "max_text_chars", *AUDIO_FRONT_END_KEYS)  # fmt: skip
@@ -128,12 +129,16 @@ class UniToComProcessor(ProcessorMixin):
                    max_text_chars=max_text_chars, **{key: getattr(audio, key) for key in AUDIO_FRONT_END_KEYS})  # fmt: skip
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> UniToComProcessor:
+    def from_pretrained(cls, pretrained_model_name_or_path, model_config=None, **kwargs) -> UniToComProcessor:
         """Load `processor_config.json` (JSON only) and the tokenizer files (read as `PreTrainedTokenizerFast`).
-        Hub keywords are passed on; others are ignored."""
+        A folder without `processor_config.json` (a training checkpoint: the model and its word tokenizer) takes its
+        settings from `model_config` (`from_model_config`) when given. Hub keywords are passed on; others are
+        ignored."""
         hub = {key: kwargs[key] for key in _HUB_KWARGS if key in kwargs}
         processor_dict, _ = cls.get_processor_dict(pretrained_model_name_or_path, **hub)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(pretrained_model_name_or_path, **hub)
+        if not processor_dict and model_config is not None:
+            return cls.from_model_config(model_config, tokenizer)
         return cls(tokenizer, **{key: processor_dict[key] for key in _INIT_KEYS if key in processor_dict})
 
     def to_dict(self) -> dict:
@@ -176,37 +181,44 @@ class UniToComProcessor(ProcessorMixin):
         return load_image(image, name=name)
 
     def read_audio(self, audio, sampling_rate=None, name: str = "audio") -> np.ndarray:
-        """Speech -> float32 mono `(samples,)` at `sampling_rate` [Hz] of the front end, at most `max_audio_samples`.
+        """Speech -> float32 mono `(samples,)` at `sampling_rate` [Hz] of the front end, 2 to `max_audio_samples`.
 
         `audio`: an array `(samples,)` or `(samples, channels)` (float, or integer PCM) with its `sampling_rate`, which
         must be the front end's (resample it first); a `{"array", "sampling_rate"}` dict; or a `.wav` path /
-        `{"path"}` dict (resampled for you). The length is checked before any conversion of an array.
+        `{"path"}` dict (resampled for you). The length is checked first: an array's before any conversion, a file's
+        from its header (only the accepted part is read, memory-mapped).
         """
         limit, rate = self.max_audio_samples, self.sampling_rate
-        path = isinstance(audio, (str, os.PathLike)) or (isinstance(audio, dict) and audio.get("array") is None)
-        if not path:
-            array = audio.get("array") if isinstance(audio, dict) else audio
-            given = audio.get("sampling_rate", sampling_rate) if isinstance(audio, dict) else sampling_rate
-            if isinstance(audio, dict) and sampling_rate is not None and given != sampling_rate:
+        if isinstance(audio, dict):
+            unknown = sorted(set(audio) - set(AUDIO_DICT_KEYS))
+            if unknown:
+                raise ValueError(f"Unknown key(s) {unknown} in `{name}`; allowed: {list(AUDIO_DICT_KEYS)}.")
+            given = audio.get("sampling_rate", sampling_rate)
+            if sampling_rate is not None and given != sampling_rate:
                 raise ValueError(f"`sampling_rate` ({sampling_rate}) and `{name}['sampling_rate']` ({given}) disagree.")
-            if given is None:
+            audio, sampling_rate = (audio["array"], given) if audio.get("array") is not None else (audio.get("path"), given)
+        if audio is None:
+            raise ValueError(f"`{name}` as a dict needs 'array' and 'sampling_rate', or 'path' to a .wav file.")
+        if isinstance(audio, (str, os.PathLike)):
+            if sampling_rate is not None:
+                raise ValueError(f"`sampling_rate` is read from the .wav file; do not give it with a `{name}` path.")
+            read = read_wav(audio, sampling_rate=rate, max_duration_s=limit / rate, name=name)
+            samples = round(read.duration_s * rate)
+        else:
+            if sampling_rate is None:
                 raise ValueError(f"`sampling_rate` is missing: give the rate of the `{name}` array ({rate} Hz).")
-            if isinstance(given, bool) or given != rate:
-                raise ValueError(f"`sampling_rate` must be {rate} Hz (the audio tokenizer's), got {given!r}; resample "
-                                 f"the `{name}` array first (a .wav path is resampled for you).")  # fmt: skip
-            shape = np.shape(array)
-            if len(shape) not in (1, 2) or shape[0] < 2:
-                raise ValueError(f"`{name}` must be a waveform of shape (samples >= 2,) or (samples, channels), got "
-                                 f"shape {shape}.")  # fmt: skip
-            if shape[0] > limit:
-                raise ValueError(f"`{name}` has {shape[0]:,} samples ({shape[0] / rate:.2f} s); at most {limit:,} "
-                                 f"({limit / rate:.2f} s, {self.num_audio_windows} windows) are accepted.")  # fmt: skip
-            return load_audio(array, rate, name=name).waveform
-        wave = load_audio(audio, target_rate=rate, name=name).waveform  # a .wav: at most 600 s are read
-        if not 2 <= wave.shape[0] <= limit:
-            raise ValueError(f"`{name}` has {wave.shape[0]:,} samples at {rate} Hz ({wave.shape[0] / rate:.2f} s); "
-                             f"2 to {limit:,} ({limit / rate:.2f} s) are accepted.")  # fmt: skip
-        return wave
+            if isinstance(sampling_rate, bool) or sampling_rate != rate:
+                raise ValueError(f"`sampling_rate` must be {rate} Hz (the audio tokenizer's), got {sampling_rate!r}; "
+                                 f"resample the `{name}` array first (a .wav path is resampled for you).")  # fmt: skip
+            shape = np.shape(audio)
+            if len(shape) not in (1, 2):
+                raise ValueError(f"`{name}` must be a waveform of shape (samples,) or (samples, channels), got shape "
+                                 f"{shape}.")  # fmt: skip
+            samples = shape[0]
+        if not 2 <= samples <= limit:
+            raise ValueError(f"`{name}` has {samples:,} samples at {rate} Hz ({samples / rate:.2f} s); 2 to {limit:,} "
+                             f"({limit / rate:.2f} s, {self.num_audio_windows} windows) are accepted.")  # fmt: skip
+        return read.waveform if isinstance(audio, (str, os.PathLike)) else load_audio(audio, rate, name=name).waveform
 
     # ------------------------------------------------------------------ batches
 

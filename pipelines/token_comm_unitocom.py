@@ -63,7 +63,6 @@ from .token_comm_base import TokenCommPipeline, check_integer, check_prompt_toke
 
 BITS_PER_TOKEN_ELEMENT = 16  # q = 16 bits x token_dim per continuous token (eq. 14 of the TokCom letter; `network`)
 TASK_LINKS = {"vqa": ("image", "text"), "text_to_image": ("text",), "asr": ("audio",)}
-AUDIO_INPUT_KEYS = ("array", "sampling_rate", "path")  # the `datasets.Audio` form
 
 
 @dataclass(frozen=True)
@@ -83,19 +82,21 @@ def is_unitocom(model) -> bool:
 
 
 def resolve_unitocom_processor(model, processor, tokenizer) -> UniToComProcessor:
-    """The given processor (object or folder), or `UniToComProcessor.from_pretrained(model.name_or_path)`; checked
-    against the model's config (`UniToComProcessor.check_model_config`)."""
+    """The given processor (object or folder), or the one in the model's folder (`name_or_path`; a training checkpoint
+    without `processor_config.json` gets the model config's settings); checked against the model's config
+    (`UniToComProcessor.check_model_config`)."""
     if isinstance(tokenizer, UniToComProcessor) and processor is None:
         processor, tokenizer = tokenizer, None
     if tokenizer is not None:
         raise ValueError("Pass UniToCom's tokenizer inside `processor=` (a UniToComProcessor), not as `tokenizer=`.")
+    model_config = None
     if processor is None:
-        processor = getattr(model, "name_or_path", None) or ""
+        processor, model_config = getattr(model, "name_or_path", None) or "", model.config
         if not processor:  # a model built in memory has no folder
             raise ValueError("The model has no folder (`name_or_path`) to load a UniToComProcessor from; pass `processor=`.")
     if isinstance(processor, (str, os.PathLike)):
         try:  # a damaged file there raises the processor's own ValueError naming it
-            processor = UniToComProcessor.from_pretrained(processor)
+            processor = UniToComProcessor.from_pretrained(processor, model_config=model_config)
         except (OSError, HFValidationError) as error:  # no such folder (a local path is no valid repo id either)
             raise ValueError(f"No UniToComProcessor found in {str(processor)!r}; pass `processor=`.") from error
     if not isinstance(processor, UniToComProcessor):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.io import wavfile
 from transformers import pipeline
 
 import tokcom  # noqa: F401  (registers the tasks)
@@ -97,6 +98,16 @@ def test_processor_round_trips_and_refuses_another_models_settings(saved, tmp_pa
         pipeline("token-comm-vqa", model=UniToComModel.from_pretrained(saved), processor=str(tmp_path / "missing"))
 
 
+def test_a_training_checkpoint_without_processor_config_gets_the_models_settings(saved, tmp_path):
+    model = UniToComModel.from_pretrained(saved)
+    model.save_pretrained(tmp_path)  # what `stages_unitocom` saves: the model and its word tokenizer
+    UniToComProcessor.from_pretrained(saved).tokenizer.save_pretrained(tmp_path)
+    asr = pipeline("token-comm-asr", model=str(tmp_path))
+    assert asr.processor.num_audio_tokens == NUM_AUDIO_TOKENS and asr.processor.num_audio_windows == 4
+    out = asr(_speech(0), seed=0)
+    assert out["transmission"]["audio"]["tokens"] == 4 * NUM_AUDIO_TOKENS
+
+
 def test_vqa_answers_a_batch_with_its_report_reproducibly(vqa):
     assert isinstance(vqa, UniToComVQAPipeline)
     questions = ["is there a red cube?", "how many spheres are there?", "is there a sphere?"]
@@ -152,7 +163,7 @@ def test_text_to_image_returns_pil_images_seeded(saved):
     assert np.array_equal(alone, np.asarray(draw(captions[0], seed=0, num_inference_steps=2, snr_db=-30.0)["image"]))
 
 
-def test_asr_transcribes_a_batch_and_the_snr_reaches_the_audio_tokens(saved, monkeypatch):
+def test_asr_transcribes_a_batch_and_the_snr_reaches_the_audio_tokens(saved, monkeypatch, tmp_path):
     asr = pipeline("token-comm-asr", model=str(saved))
     assert isinstance(asr, TokenCommASRPipeline)
     inputs = [_speech(0), {"audio": _speech(1)["array"], "sampling_rate": RATE}, _speech(2, seconds=0.1)]
@@ -164,6 +175,9 @@ def test_asr_transcribes_a_batch_and_the_snr_reaches_the_audio_tokens(saved, mon
         assert report["audio"]["tokens"] == WINDOWS * NUM_AUDIO_TOKENS and "text" not in report
         assert report["channel_uses"] == WINDOWS * NUM_AUDIO_TOKENS * 8
     assert asr(inputs[0], num_audio_tokens=1)["transmission"]["audio"]["tokens"] == WINDOWS
+    wav = tmp_path / "speech.wav"  # a file at another rate is resampled to the front end's
+    wavfile.write(wav, 8000, (_speech(0)["array"][::2] * 32767).astype(np.int16))
+    assert set(asr(str(wav), seed=0)) == {"text", "score", "transmission"}
     seen = _spy(monkeypatch, asr.model, "generate_text", "audio_tokens")
     for snr_db, seed in ((60.0, 0), (60.0, 1), (-20.0, 0), (-20.0, 1)):
         asr(inputs[0], snr_db=snr_db, seed=seed)
@@ -172,11 +186,13 @@ def test_asr_transcribes_a_batch_and_the_snr_reaches_the_audio_tokens(saved, mon
     assert (low_a - low_b).norm() > 100 * (high_a - high_b).norm() and (low_a - high_a).norm() > 0
 
 
-def test_bad_inputs_raise_value_errors_naming_the_argument(saved, vqa):
+def test_bad_inputs_raise_value_errors_naming_the_argument(saved, vqa, tmp_path):
     draw = pipeline("token-comm-text-to-image", model=str(saved))
     asr = pipeline("token-comm-asr", model=str(saved))
     good = {"image": _image(0), "question": "is there a red cube?"}
     limit = asr.processor.max_audio_samples
+    long_wav = tmp_path / "long.wav"
+    wavfile.write(long_wav, RATE, np.zeros(limit + RATE, np.int16))
     cases = [
         (vqa, {"image": _image(0)}, {}, "question"),
         (vqa, {**good, "question": "   "}, {}, "question"),
@@ -201,6 +217,9 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(saved, vqa):
         (asr, {"array": np.zeros(limit + 1, np.float32), "sampling_rate": RATE}, {}, "audio.*samples"),
         (asr, {"array": np.zeros((2, 2, 2), np.float32), "sampling_rate": RATE}, {}, "audio.*shape"),
         (asr, np.zeros(RATE, np.float32), {}, "sampling_rate"),
+        (asr, {"array": np.zeros(RATE, np.float32), "sampling_rate": RATE, "rate": 1}, {}, "Unknown key.*audio"),
+        (asr, str(long_wav), {}, "audio.*samples"),
+        (asr, {"path": str(long_wav), "sampling_rate": RATE}, {}, "sampling_rate"),
         (asr, {"array": np.full(RATE, np.nan, np.float32), "sampling_rate": RATE}, {}, "audio"),
     ]  # fmt: skip
     for pipe, inputs, kwargs, message in cases:
