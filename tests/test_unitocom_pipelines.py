@@ -108,7 +108,7 @@ def test_a_training_checkpoint_without_processor_config_gets_the_models_settings
     assert out["transmission"]["audio"]["tokens"] == 4 * NUM_AUDIO_TOKENS
 
 
-def test_vqa_answers_a_batch_with_its_report_reproducibly(vqa):
+def test_vqa_answers_a_batch_with_its_report_reproducibly(vqa, tmp_path):
     assert isinstance(vqa, UniToComVQAPipeline)
     questions = ["is there a red cube?", "how many spheres are there?", "is there a sphere?"]
     inputs = [{"image": _image(k), "question": q} for k, q in enumerate(questions)]
@@ -128,6 +128,10 @@ def test_vqa_answers_a_batch_with_its_report_reproducibly(vqa):
     # batching gives the one-by-one answers on a noiseless link
     one = [vqa(x, channel_type="none") for x in inputs]
     assert [o["answer"] for o in one] == [b["answer"] for b in vqa(inputs, channel_type="none", batch_size=3)]
+    # a saved pipeline (model, processor, custom_pipelines) loads and answers the same
+    vqa.save_pretrained(tmp_path)
+    reloaded = pipeline("token-comm-vqa", model=str(tmp_path))
+    assert [reloaded(x, channel_type="none") for x in inputs] == one
 
 
 def test_vqa_snr_and_token_budget_reach_the_received_tokens(vqa, monkeypatch):
