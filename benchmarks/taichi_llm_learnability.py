@@ -39,7 +39,8 @@ LAYOUTS = ("cells", "words_and_cells", "words")
 
 
 def run(families, layout: str, learning_rate: float, steps: int, eval_every: int, train_scenes: int = 1000,
-        curriculum_steps: int = 0, eval_size: int = 128) -> dict:  # fmt: skip
+        curriculum_steps: int = 0, eval_size: int = 128, model_overrides: dict | None = None,
+        batch_size: int = 32, cosine: bool = False) -> dict:  # fmt: skip
     import tempfile
 
     from tokcom.modeling import Link
@@ -51,6 +52,7 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     families = list(families or QUESTION_FAMILIES)
     recipe = load_recipe("taichi_tiny")
     recipe["data"]["train_scenes"] = train_scenes
+    recipe["model"] = {**recipe.get("model", {}), **(model_overrides or {})}
     with tempfile.TemporaryDirectory() as folder:
         family = TaiChiStages.setup(recipe, None, folder)
     corpus, tokenizer, model = family.data, family.processor.tokenizer, family.model
@@ -64,6 +66,11 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     for n, p in model.named_parameters():
         p.requires_grad_(n in names)
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
+    scheduler = None
+    if cosine:  # the engine's schedule: linear warmup (steps // 20), then cosine decay to 0
+        from transformers import get_cosine_schedule_with_warmup
+
+        scheduler = get_cosine_schedule_with_warmup(optimizer, max(1, steps // 20), steps)
     links = {"visual": Link(snr_db=float("inf"), num_tokens=16, channel_type="none"),
              "text": Link(snr_db=float("inf"), channel_type="none")}  # fmt: skip
     rng = np.random.default_rng(0)
@@ -100,12 +107,15 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
             print(json.dumps(curve[-1]), flush=True)
         if step == steps:
             break
-        inputs, _ = batch(32, step)
+        inputs, _ = batch(batch_size, step)
         loss = objective(**inputs)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
     return {"families": families, "layout": layout, "learning_rate": learning_rate, "steps": steps,
+            "batch_size": batch_size, "cosine": cosine, "model": model_overrides or {},
             "curriculum_steps": curriculum_steps, "curve": curve}
 
 
@@ -131,13 +141,18 @@ def main(argv=None) -> int:
     parser.add_argument("--curriculum-steps", type=int, default=0,
                         help="train the families one more at a time, each joining this many steps after the last")
     parser.add_argument("--eval-size", type=int, default=128, help="fresh questions per evaluation point")
+    parser.add_argument("--model", type=json.loads, default=None,
+                        help='TaiChiConfig.tiny overrides as JSON, e.g. \'{"text_config": {"num_hidden_layers": 6}}\'')
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--cosine", action="store_true", help="warmup then cosine decay (the engine's schedule)")
     parser.add_argument("--output", default=None, help="write the curve as JSON here")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.eval_every < 1 or args.eval_size < 1 or args.curriculum_steps < 0:
-        parser.error("--steps, --eval-every and --eval-size must be >= 1, --curriculum-steps >= 0")
+    if min(args.steps, args.eval_every, args.eval_size, args.batch_size) < 1 or args.curriculum_steps < 0:
+        parser.error("--steps, --eval-every, --eval-size and --batch-size must be >= 1, --curriculum-steps >= 0")
     torch.set_num_threads(args.threads)
     report = run(args.families, args.layout, args.learning_rate, args.steps, args.eval_every,
-                 curriculum_steps=args.curriculum_steps, eval_size=args.eval_size)
+                 curriculum_steps=args.curriculum_steps, eval_size=args.eval_size, model_overrides=args.model,
+                 batch_size=args.batch_size, cosine=args.cosine)
     report["command"] = "python benchmarks/taichi_llm_learnability.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -83,18 +83,25 @@ class TaiChiCorpus:
 
         Objects are placed front to back, each in the cell under its centre; one whose cell a nearer object already
         holds goes to the nearest free cell (so every object has a cell: on the 4 x 4 grid 12% of 3-object scenes
-        would lose one to a shared cell)."""
+        would lose one to a shared cell). Computed once per grid side for the whole split, then indexed."""
+        cache = self.__dict__.setdefault("_cell_cache", {})
+        if side not in cache:
+            cache[side] = self._place_objects(side)
+        return cache[side][torch.as_tensor(np.asarray(picks, dtype=np.int64))]
+
+    def _place_objects(self, side: int) -> torch.Tensor:
+        """`cell_targets` of every image of the split: `(scenes, side*side, 4)` int64."""
         scenes, image_size = self.scenes, self.images.shape[1]
-        out = np.zeros((len(picks), side * side, len(ATTRIBUTES)), np.int64)
+        out = np.zeros((len(self.images), side * side, len(ATTRIBUTES)), np.int64)
         centres = (np.arange(side) + 0.5) * image_size / side
         cell_x, cell_y = np.meshgrid(centres, centres)  # (side, side) each; raster order after ravel
-        for row, index in enumerate(picks):
+        for index in range(len(self.images)):
             count = int(scenes.num_objects[index])
             for k in np.argsort(scenes.pixel_coords[index, :count, 2], kind="stable"):  # near to far
                 column, line, _ = scenes.pixel_coords[index, k]
                 distance = (cell_x.ravel() - column) ** 2 + (cell_y.ravel() - line) ** 2
-                distance[out[row, :, 0] > 0] = np.inf
-                out[row, int(np.argmin(distance))] = [1 + int(getattr(scenes, name)[index, k]) for name in ATTRIBUTES]
+                distance[out[index, :, 0] > 0] = np.inf
+                out[index, int(np.argmin(distance))] = [1 + int(getattr(scenes, name)[index, k]) for name in ATTRIBUTES]
         return torch.from_numpy(out)
 
     def scene_words(self, picks, side: int | None = None) -> list[list[list[str]]]:
@@ -103,21 +110,23 @@ class TaiChiCorpus:
         (`[size, color, material, shape]`) or `["empty"]`. The LLM's text pretraining reads each cell as the sum of
         its words' embeddings where the visual tokens will go, and the projector's alignment pulls each visual
         token to that sum (`stages_taichi`)."""
-        names = {"shape": SHAPES, "color": COLORS, "size": SIZES, "material": MATERIALS}
         order = [ATTRIBUTES.index(name) for name in SCENE_WORD_ORDER]
         out = []
         for scene in self.cell_targets(side or self.coarse_side, picks).tolist():
-            out.append([[names[SCENE_WORD_ORDER[j]][cell[i] - 1] for j, i in enumerate(order)] if cell[0] else [EMPTY_CELL]
-                        for cell in scene])  # fmt: skip
+            out.append([[ATTRIBUTE_VALUES[SCENE_WORD_ORDER[j]][cell[i] - 1] for j, i in enumerate(order)] if cell[0]
+                        else [EMPTY_CELL] for cell in scene])  # fmt: skip
         return out
 
     def scene_word_ids(self, picks, tokenizer) -> torch.LongTensor:
-        """`scene_words` as token ids: `(len(picks), cells, 4)` int64, -1 padded."""
-        cells = self.scene_words(picks)
-        ids = torch.full((len(cells), len(cells[0]), len(SCENE_WORD_ORDER)), -1, dtype=torch.long)
-        for row, scene in enumerate(cells):
-            for cell, words in enumerate(scene):
-                ids[row, cell, : len(words)] = torch.tensor(tokenizer.convert_tokens_to_ids(words))
+        """`scene_words` as token ids: `(len(picks), cells, 4)` int64, -1 padded (vectorized: one id table per
+        attribute, looked up in the cached cell targets)."""
+        targets = self.cell_targets(self.coarse_side, picks)  # (n, cells, 4) in ATTRIBUTES order, 0 = empty
+        empty_id = tokenizer.convert_tokens_to_ids(EMPTY_CELL)
+        ids = torch.full(targets.shape, -1, dtype=torch.long)
+        for j, name in enumerate(SCENE_WORD_ORDER):
+            table = torch.tensor([-1] + tokenizer.convert_tokens_to_ids(list(ATTRIBUTE_VALUES[name])), dtype=torch.long)
+            ids[..., j] = table[targets[..., ATTRIBUTES.index(name)]]
+        ids[..., 0] = ids[..., 0].masked_fill(targets[..., 0] == 0, empty_id)
         return ids
 
     def texts(self) -> list[str]:
@@ -128,6 +137,7 @@ class TaiChiCorpus:
 
 
 SCENE_WORD_ORDER = ("size", "color", "material", "shape")  # as the captions and questions say them
+ATTRIBUTE_VALUES = {"shape": SHAPES, "color": COLORS, "size": SIZES, "material": MATERIALS}
 
 
 __all__ = ["ATTRIBUTES", "DATA_DEFAULTS", "EMPTY_CELL", "SCENE_WORD_ORDER", "SENTIMENT_ANSWERS", "TaiChiCorpus"]
