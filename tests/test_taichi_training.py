@@ -173,6 +173,29 @@ def test_two_cpu_processes_train_a_taichi_stage_and_stay_identical(smoke_model, 
     assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]
 
 
+def test_text_snr_db_keeps_the_question_clean_while_the_visual_link_is_swept(smoke_model, monkeypatch):
+    from tokcom.training.evaluate_taichi import TaiChiEvaluator
+
+    _, final = smoke_model
+    evaluator = TaiChiEvaluator.from_checkpoint(final, num_samples=2, task="vqa", text_snr_db=float("inf"))
+    seen = []
+    original = evaluator.model.generate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["snr_db"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluator.model, "generate", spy)
+    evaluator.predict(-30.0, "awgn", seed=0, progress=False)
+    assert seen == [{"visual": -30.0, "text": float("inf")}]
+    assert evaluator.header()["text_snr_db"] == float("inf")
+    same = TaiChiEvaluator.from_checkpoint(final, num_samples=2, task="vqa")
+    assert same.header()["text_snr_db"] == "same as visual"
+    for bad in (-400.0, "inf", True):
+        with pytest.raises(ValueError, match="text_snr_db"):
+            TaiChiEvaluator.from_checkpoint(final, num_samples=2, task="vqa", text_snr_db=bad)
+
+
 def test_build_default_evaluates_every_task_and_writes_the_card(smoke_model, tmp_path):
     from huggingface_hub import ModelCard
 
@@ -183,10 +206,13 @@ def test_build_default_evaluates_every_task_and_writes_the_card(smoke_model, tmp
     assert set(summary["tasks"]) == {"vqa", "caption", "sentiment"}
     assert len(summary["tasks"]["vqa"]["results"]) == 12  # 6 SNRs x AWGN, Rayleigh
     assert summary["without_joint_coding"]["vqa"]["results"][0]["snr_db"] == -30.0
+    visual_only = summary["vqa_visual_link_only"]["vqa"]
+    assert visual_only["text_snr_db"] == float("inf") and [r["snr_db"] for r in visual_only["results"][:3]] == [-30.0, -10.0, 20.0]
     saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
     assert saved["tasks"]["caption"]["results"][0]["bleu4"] == summary["tasks"]["caption"]["results"][0]["bleu4"]
     card = ModelCard.load(final / "README.md")
     assert card.data.pipeline_tag == "visual-question-answering" and "build_default_taichi" in card.text
+    assert "SNR on the visual link only" in card.text and "without joint coding" in card.text
     task_types = {result.task_type for result in card.data.eval_results}
     assert task_types == {"visual-question-answering", "image-to-text", "text-classification"}
     # the fitted phi of the visual link is in the config: the pipeline's network mode (the allocator) now works

@@ -93,15 +93,21 @@ def model_recipe(model_path) -> dict:
 
 class TaiChiEvaluator(Evaluator):
     """One TaiChi task on the held-out split that the checkpoint's recipe defines, answered with `generate` at each
-    channel condition (the same SNR on the visual and the text link)."""
+    channel condition: the same SNR on the visual and the text link, or, with `text_snr_db` set, the swept SNR on the
+    visual link only and `text_snr_db` on the text link (`float("inf")`: the question arrives intact, so the sweep
+    shows what the image's tokens carry; at -30 dB VQA should fall to the question-only baseline)."""
 
     def __init__(self, model, processor, recipe, corpus, task, count, model_path, split, num_visual_tokens,
-                 batch_size=64):  # fmt: skip
+                 batch_size=64, text_snr_db=None):  # fmt: skip
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
         self.model, self.processor, self.recipe, self.corpus = model, processor, recipe, corpus
         self.task_name, self.task, self.count = task, PIPELINE_TASKS[task], count
         self.model_path, self.split, self.num_visual_tokens, self.batch_size = model_path, split, num_visual_tokens, batch_size
+        if text_snr_db is not None and not (isinstance(text_snr_db, (int, float)) and not isinstance(text_snr_db, bool)
+                                            and (text_snr_db == float("inf") or -100.0 <= text_snr_db <= 100.0)):
+            raise ValueError(f"`text_snr_db` must be a number in [-100, 100] dB or inf, got {text_snr_db!r}.")
+        self.text_snr_db = None if text_snr_db is None else float(text_snr_db)
         self.metrics = ("caption",) if task == "caption" else ("accuracy",)
         if task == "vqa":
             rows = corpus.questions[:count]
@@ -119,7 +125,7 @@ class TaiChiEvaluator(Evaluator):
 
     @classmethod
     def from_checkpoint(cls, model_path, num_samples=None, split="test", task="vqa", num_visual_tokens=None,
-                        batch_size=64):  # fmt: skip
+                        batch_size=64, text_snr_db=None):  # fmt: skip
         if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
             raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
         if not Path(model_path, "config.json").is_file():
@@ -132,7 +138,8 @@ class TaiChiEvaluator(Evaluator):
         if task not in available:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
         count = available[task] if num_samples is None else min(num_samples, available[task])
-        return cls(model, processor, recipe, corpus, task, count, model_path, split, num_visual_tokens, batch_size)
+        return cls(model, processor, recipe, corpus, task, count, model_path, split, num_visual_tokens, batch_size,
+                   text_snr_db)  # fmt: skip
 
     def batch(self, rows) -> tuple[dict, torch.Tensor]:
         """Model inputs and labels for `rows` of `(image index or None, text or None, reference answer)`."""
@@ -149,7 +156,8 @@ class TaiChiEvaluator(Evaluator):
     def predict(self, snr_db: float, channel_type: str, seed: int, progress: bool) -> dict:
         generator = torch.Generator().manual_seed(seed)
         predictions, scores, losses = [], [], []
-        link = dict(snr_db=float(snr_db), channel_type=channel_type, num_visual_tokens=self.num_visual_tokens)
+        snr = float(snr_db) if self.text_snr_db is None else {"visual": float(snr_db), "text": self.text_snr_db}
+        link = dict(snr_db=snr, channel_type=channel_type, num_visual_tokens=self.num_visual_tokens)
         for start in tqdm(range(0, self.count, self.batch_size), disable=not progress,
                           desc=f"{self.task_name} {snr_db:g} dB {channel_type}"):  # fmt: skip
             batch, labels = self.batch(self.inputs[start : start + self.batch_size])
@@ -164,7 +172,8 @@ class TaiChiEvaluator(Evaluator):
     def header(self) -> dict:
         return {"model": str(self.model_path), "split": self.split, "num_samples": self.count,
                 "taichi_task": self.task_name,
-                "num_visual_tokens": self.num_visual_tokens or self.model.config.max_visual_tokens}  # fmt: skip
+                "num_visual_tokens": self.num_visual_tokens or self.model.config.max_visual_tokens,
+                "text_snr_db": "same as visual" if self.text_snr_db is None else self.text_snr_db}  # fmt: skip
 
     def baselines(self) -> dict:
         """Reference points that never use the channel (fitted on the recipe's training split)."""
