@@ -98,3 +98,29 @@ def test_bad_inputs_get_one_clear_message(saved):
         TaiChiVQAPipeline(model=torch.nn.Linear(1, 1))
     with pytest.raises(ValueError, match="TaiChiProcessor"):
         pipeline("token-comm-image-to-text", model=TaiChiForConditionalGeneration(TaiChiConfig.tiny()))
+
+
+def test_embedded_default_serves_the_three_tasks():
+    """The shipped `taichi-tiny` is the default of the TaiChi-only tasks and classifies held-out sentences (measured
+    1.0 on 500 at 20 dB, `results/taichi_default/`); its VQA answers are of the question's answer type."""
+    from tokcom import defaults
+    from tokcom.training.evaluate_taichi import model_recipe
+    from tokcom.training.taichi_corpus import SENTIMENT_ANSWERS, TaiChiCorpus
+
+    folder = defaults.CHECKPOINTS_DIR / "taichi-tiny"
+    assert (folder / "config.json").is_file(), f"the embedded TaiChi default is missing at {folder}"
+    recipe = model_recipe(folder)
+    data = {**recipe["data"], "train_scenes": 4, "test_scenes": 8, "sentiment_sentences": 160, "seed": recipe["seed"]}
+    test = TaiChiCorpus.build(data, "test")  # the held-out split's generator (sizes cut for speed)
+    classify = pipeline("token-comm-text-classification", device="cpu")
+    assert classify.model.name_or_path == str(folder)
+    out = classify(test.sentences[:20], snr_db=20.0, seed=0, batch_size=10)
+    truth = [SENTIMENT_ANSWERS[y] for y in test.sentiment_labels[:20]]
+    assert np.mean([o["label"] == t for o, t in zip(out, truth)]) >= 0.9
+    caption = pipeline("token-comm-image-to-text", device="cpu")(test.images[0], snr_db=20.0, seed=0)
+    assert isinstance(caption["generated_text"], str) and caption["generated_text"].strip()
+    vqa = pipeline("token-comm-vqa", model=str(folder), device="cpu")
+    rows = [q for q in test.questions if q["family"] in ("exist", "count", "query_shape")][:12]
+    answers = vqa([{"image": test.images[q["image_index"]], "question": q["question"]} for q in rows], snr_db=20.0, seed=0)
+    allowed = {"exist": {"yes", "no"}, "count": {str(n) for n in range(11)}, "query_shape": {"cube", "sphere", "cylinder"}}
+    assert all(a["answer"] in allowed[q["family"]] for a, q in zip(answers, rows))

@@ -73,6 +73,7 @@ FAMILIES: dict[str, Family] = {
         auto_classes=("AutoModel", "AutoModelForImageTextToText"),
         processor_class="tokcom.modeling.processing_taichi.TaiChiProcessor",
         tasks=("token-comm-vqa", "token-comm-image-to-text", "token-comm-text-classification"),
+        default_checkpoint="taichi-tiny",  # built by `python -m tokcom.training.build_default_taichi --install`
         stages_module="tokcom.training.stages_taichi",
         evaluator_class="tokcom.training.evaluate_taichi.TaiChiEvaluator",
         space_samples="tokcom.space.write_taichi_samples",
