@@ -234,3 +234,9 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(saved, vqa, tmp_path)
         UniToComVQAPipeline(model=torch.nn.Linear(1, 1))
     with pytest.raises(ValueError, match="processor="):
         pipeline("token-comm-asr", model=UniToComModel(tiny_config()))
+
+
+@pytest.mark.parametrize("task", ["token-comm-asr", "token-comm-text-to-image"])
+def test_a_task_without_an_embedded_default_asks_for_a_model(task):
+    with pytest.raises(ValueError, match=f"{task}.*no embedded default.*model="):
+        pipeline(task)

@@ -51,12 +51,29 @@ class EmbeddedDefault(tuple):
         yield None  # revision: a local folder has none
 
 
-def _task_default(task) -> dict | None:
+class NoEmbeddedDefault(tuple):
+    """The default of a task that no family ships a checkpoint for: `pipeline(task)` without `model=` gets a
+    `ValueError` saying so (instead of transformers' `KeyError: 'default'`)."""
+
+    def __new__(cls, task_name: str):
+        instance = super().__new__(cls, (None, None))
+        instance.task_name = task_name
+        return instance
+
+    def __getnewargs__(self):
+        return (self.task_name,)
+
+    def __iter__(self):
+        raise ValueError(f"The {self.task_name!r} task has no embedded default model yet: pass `model=` (a checkpoint "
+                         "folder or Hub repo id).")
+
+
+def _task_default(task) -> dict:
     for family_name in task.families:
         checkpoint = FAMILIES[family_name].default_checkpoint
         if checkpoint is not None:
             return {"model": EmbeddedDefault(checkpoint)}
-    return None
+    return {"model": NoEmbeddedDefault(task.name)}
 
 
 def register_auto_classes() -> None:
