@@ -1,7 +1,8 @@
-"""Record the embedded default's answers, scores and transmission reports on fixed inputs (the reference that
+"""Record the embedded defaults' answers, scores and transmission reports on fixed inputs (the references that
 `tests/test_default_answers.py` compares against). Run once before a change that must not alter them:
 
-    .venv/bin/python tests/record_default_answers.py   # -> tests/data/default_answers.json
+    .venv/bin/python tests/record_default_answers.py            # -> tests/data/default_answers.json (TokCom)
+    .venv/bin/python tests/record_default_answers.py taichi     # -> tests/data/default_answers_taichi.json
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 OUTPUT = Path(__file__).parent / "data" / "default_answers.json"
+TAICHI_OUTPUT = Path(__file__).parent / "data" / "default_answers_taichi.json"
+TAICHI_NETWORK = {"bandwidth_hz": 1e6, "power_dbm": 20.0, "weight": 0.5, "devices": [{"name": "visual", "distance_km": 0.3}]}
 NETWORK = {
     "bandwidth_hz": 3e6,
     "power_dbm": 23.0,
@@ -44,9 +47,48 @@ def run(vqa) -> dict:
     }
 
 
+def taichi_inputs():
+    """Held-out shapes-world images, questions and sentences of the TaiChi default's recipe (sizes cut for speed)."""
+    from tokcom import defaults
+    from tokcom.training.evaluate_taichi import model_recipe
+    from tokcom.training.taichi_corpus import TaiChiCorpus
+
+    recipe = model_recipe(defaults.CHECKPOINTS_DIR / "taichi-tiny")
+    data = {**recipe["data"], "train_scenes": 4, "test_scenes": 6, "sentiment_sentences": 64, "seed": recipe["seed"]}
+    return TaiChiCorpus.build(data, "test")
+
+
+def run_taichi() -> dict:
+    """The TaiChi default through its three pipelines at `snr_db=inf` (links simulated, no noise)."""
+    from transformers import pipeline
+
+    from tokcom import defaults
+
+    folder = str(defaults.CHECKPOINTS_DIR / "taichi-tiny")
+    test = taichi_inputs()
+    questions = [{"image": test.images[q["image_index"]], "question": q["question"]} for q in test.questions[:12]]
+    vqa = pipeline("token-comm-vqa", model=folder, device="cpu")
+    caption = pipeline("token-comm-image-to-text", model=folder, device="cpu")
+    classify = pipeline("token-comm-text-classification", model=folder, device="cpu")
+    inf = float("inf")
+    return {
+        "vqa_inf": vqa(questions, snr_db=inf, batch_size=6),
+        "vqa_4_tokens": vqa(questions, snr_db=inf, num_visual_tokens=4, batch_size=6),
+        "vqa_network_none": vqa(questions[:2], network=TAICHI_NETWORK, channel_type="none", batch_size=2),
+        "captions": caption(list(test.images[:4]), snr_db=inf, batch_size=4),
+        "sentiment": classify(test.sentences[:8], snr_db=inf, batch_size=8),
+    }
+
+
 if __name__ == "__main__":
+    import sys
+
     import tokcom  # noqa: F401
     from transformers import pipeline
 
-    OUTPUT.write_text(json.dumps(run(pipeline("token-comm-vqa", device="cpu")), indent=1) + "\n")
-    print(f"wrote {OUTPUT}")
+    if sys.argv[1:] == ["taichi"]:
+        TAICHI_OUTPUT.write_text(json.dumps(run_taichi(), indent=1) + "\n")
+        print(f"wrote {TAICHI_OUTPUT}")
+    else:
+        OUTPUT.write_text(json.dumps(run(pipeline("token-comm-vqa", device="cpu")), indent=1) + "\n")
+        print(f"wrote {OUTPUT}")

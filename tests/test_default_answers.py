@@ -1,6 +1,7 @@
-"""The shipped default keeps its answers: on fixed inputs at `snr_db=inf` (and one network-mode call with the
-channel off), answers, scores and transmission reports equal those recorded before the platform refactor by
-`tests/record_default_answers.py` (in `tests/data/default_answers.json`)."""
+"""The shipped defaults keep their answers: on fixed inputs at `snr_db=inf` (and one network-mode call with the
+channel off), answers, scores and transmission reports equal those recorded by `tests/record_default_answers.py`
+(TokCom's before the platform refactor, in `tests/data/default_answers.json`; TaiChi's when it was installed, in
+`tests/data/default_answers_taichi.json`)."""
 
 import json
 import math
@@ -10,7 +11,7 @@ import pytest
 from transformers import pipeline
 
 import tokcom  # noqa: F401  registers the task
-from record_default_answers import OUTPUT, run
+from record_default_answers import OUTPUT, TAICHI_OUTPUT, run, run_taichi
 
 
 def _close(recorded, measured, path="") -> None:
@@ -33,3 +34,11 @@ def test_default_answers_unchanged():
     recorded = json.loads(Path(OUTPUT).read_text())
     measured = json.loads(json.dumps(run(pipeline("token-comm-vqa", device="cpu"))))
     _close(recorded, measured)
+
+
+@pytest.mark.slow
+def test_taichi_default_answers_unchanged():
+    """`taichi-tiny`'s VQA answers (16 and 4 visual tokens, network mode), captions and sentiment labels, with their
+    scores and transmission reports, as recorded when it was installed."""
+    recorded = json.loads(Path(TAICHI_OUTPUT).read_text())
+    _close(recorded, json.loads(json.dumps(run_taichi())))
