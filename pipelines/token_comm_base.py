@@ -128,6 +128,19 @@ class TokenCommPipeline(Pipeline):
     def read_input(self, inputs) -> dict:
         raise NotImplementedError
 
+    def input_fields(self, inputs, keys: tuple, optional: tuple = ()) -> dict:
+        """One input as `{key: value}` over `keys` (a bare value is the first key's): unknown keys and missing
+        required ones (all but `optional`) raise a `ValueError` naming them and the allowed keys."""
+        if not isinstance(inputs, dict):
+            inputs = {keys[0]: inputs}
+        unknown = sorted(set(inputs) - set(keys))
+        if unknown:
+            raise ValueError(f"Unknown input key(s) {unknown}; allowed: {list(keys)}.")
+        for key in keys:
+            if key not in optional and inputs.get(key) is None:
+                raise ValueError(f"`{key}` is missing from the input; give {list(keys)}.")
+        return inputs
+
     def featurize(self, items: list) -> dict:
         raise NotImplementedError
 

@@ -28,7 +28,7 @@ from tokcom.modeling.media_io import load_image
 from tokcom.modeling.processing_taichi import TaiChiProcessor
 
 from .link_planner import LinkPlan
-from .token_comm_base import TokenCommPipeline, check_prompt_tokens, check_text
+from .token_comm_base import TokenCommPipeline, check_prompt_tokens, check_text, refuse_preprocessors
 
 IMAGE_INPUT_KEYS = ("image",)
 
@@ -78,25 +78,17 @@ class TaiChiPipeline(TokenCommPipeline):
                  processor=None, **kwargs):  # fmt: skip
         if not is_taichi(model):
             raise ValueError(f"`model` must be a TaiChiForConditionalGeneration, got {type(model).__name__}.")
-        for name, value in (("feature_extractor", feature_extractor), ("image_processor", image_processor),
-                            ("video_processor", video_processor)):  # fmt: skip
-            if value is not None:
-                raise ValueError(f"`{name}` is not used by the {self.task_name!r} pipeline; pass `processor=` instead.")
+        refuse_preprocessors(self.task_name, feature_extractor=feature_extractor, image_processor=image_processor,
+                             video_processor=video_processor)  # fmt: skip
         processor = resolve_taichi_processor(model, processor, tokenizer)
         super().__init__(model, tokenizer=processor.tokenizer, processor=processor, **kwargs)
         self._plan_at_construction()
 
     def read_input(self, inputs) -> dict:
         """One input, checked: `{"image": uint8 (H, W, 3)}` and/or `{"text": str}`."""
-        if not isinstance(inputs, dict):
-            inputs = {self.input_keys[0]: inputs}
-        unknown = sorted(set(inputs) - set(self.input_keys))
-        if unknown:
-            raise ValueError(f"Unknown input key(s) {unknown}; allowed: {list(self.input_keys)}.")
+        inputs = self.input_fields(inputs, self.input_keys)
         item = {}
         for key in self.input_keys:
-            if inputs.get(key) is None:
-                raise ValueError(f"`{key}` is missing from the input; give {list(self.input_keys)}.")
             if key == "image":
                 item["image"] = load_image(inputs["image"], name="image")
             else:

@@ -150,17 +150,13 @@ class UniToComPipeline(TokenCommPipeline):
     def read_input(self, inputs) -> dict:
         """One input, checked and bounded by the processor: `{"image": uint8 (H, W, 3)}`, `{"text": str}`,
         `{"audio": float32 (samples,)}`."""
-        if not isinstance(inputs, dict) or (self.continuous == "audio" and "audio" not in inputs):
-            inputs = {self.input_keys[0]: inputs}
-        unknown = sorted(set(inputs) - set(self.input_keys))
-        if unknown:
-            raise ValueError(f"Unknown input key(s) {unknown}; allowed: {list(self.input_keys)}.")
+        if isinstance(inputs, dict) and self.continuous == "audio" and "audio" not in inputs:
+            inputs = {"audio": inputs}  # a speech dict ({"array", "sampling_rate"} / {"path"}) is the audio itself
+        inputs = self.input_fields(inputs, self.input_keys, optional=("sampling_rate",))
         item = {}
         for key in self.input_keys:
             if key == "sampling_rate":
                 continue
-            if inputs.get(key) is None:
-                raise ValueError(f"`{key}` is missing from the input; give {list(self.input_keys)}.")
             if key == "image":
                 item["image"] = self.processor.read_image(inputs["image"], name="image")
             elif key == "audio":
