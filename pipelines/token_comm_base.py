@@ -149,6 +149,29 @@ class TokenCommPipeline(Pipeline):
         return None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
 
 
+class FamilyProcessorPipeline(TokenCommPipeline):
+    """Base of a family whose processor does all the preprocessing and comes whole from `processor=` or the model's
+    folder (TaiChi, UniToCom): checks the model's `model_type`, refuses separate preprocessing objects, resolves the
+    processor with the family's `resolve_processor(model, processor, tokenizer)` and plans the links."""
+
+    model_type = ""  # the config's model_type this family serves
+    model_class_name = ""  # named in the error for another model
+
+    @staticmethod
+    def resolve_processor(model, processor, tokenizer):
+        raise NotImplementedError
+
+    def __init__(self, model, tokenizer=None, feature_extractor=None, image_processor=None, video_processor=None,
+                 processor=None, **kwargs):  # fmt: skip
+        if getattr(getattr(model, "config", None), "model_type", None) != self.model_type:
+            raise ValueError(f"`model` must be a {self.model_class_name}, got {type(model).__name__}.")
+        refuse_preprocessors(self.task_name, feature_extractor=feature_extractor, image_processor=image_processor,
+                             video_processor=video_processor)  # fmt: skip
+        processor = self.resolve_processor(model, processor, tokenizer)
+        super().__init__(model, tokenizer=processor.tokenizer, processor=processor, **kwargs)
+        self._plan_at_construction()
+
+
 def refuse_preprocessors(task_name: str, **given) -> None:
     """`ValueError` for a preprocessing object (`feature_extractor=`, `image_processor=` ...) given to a pipeline
     whose family processor (`processor=`) does all the preprocessing."""

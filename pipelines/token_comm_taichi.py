@@ -28,7 +28,7 @@ from tokcom.modeling.media_io import load_image
 from tokcom.modeling.processing_taichi import TaiChiProcessor
 
 from .link_planner import LinkPlan
-from .token_comm_base import TokenCommPipeline, check_prompt_tokens, check_text, refuse_preprocessors
+from .token_comm_base import FamilyProcessorPipeline, check_prompt_tokens, check_text
 
 IMAGE_INPUT_KEYS = ("image",)
 
@@ -60,11 +60,7 @@ def resolve_taichi_processor(model, processor, tokenizer) -> TaiChiProcessor:
     return processor
 
 
-def is_taichi(model) -> bool:
-    return getattr(getattr(model, "config", None), "model_type", None) == "taichi"
-
-
-class TaiChiPipeline(TokenCommPipeline):
+class TaiChiPipeline(FamilyProcessorPipeline):
     """One TaiChi task (`taichi_task`) as a pipeline; see the subclasses for inputs and outputs. Link parameters:
     `snr_db` (number, or `{"visual", "text"}`), `num_visual_tokens` (in `[1, max_visual_tokens]`, the pooled BAN
     grid may send fewer), `network` + `method` (the allocator, needs a fitted `performance_model`),
@@ -74,15 +70,9 @@ class TaiChiPipeline(TokenCommPipeline):
     input_keys: tuple[str, ...] = ()
     output_key = ""
 
-    def __init__(self, model, tokenizer=None, feature_extractor=None, image_processor=None, video_processor=None,
-                 processor=None, **kwargs):  # fmt: skip
-        if not is_taichi(model):
-            raise ValueError(f"`model` must be a TaiChiForConditionalGeneration, got {type(model).__name__}.")
-        refuse_preprocessors(self.task_name, feature_extractor=feature_extractor, image_processor=image_processor,
-                             video_processor=video_processor)  # fmt: skip
-        processor = resolve_taichi_processor(model, processor, tokenizer)
-        super().__init__(model, tokenizer=processor.tokenizer, processor=processor, **kwargs)
-        self._plan_at_construction()
+    model_type = "taichi"
+    model_class_name = "TaiChiForConditionalGeneration"
+    resolve_processor = staticmethod(resolve_taichi_processor)
 
     def read_input(self, inputs) -> dict:
         """One input, checked: `{"image": uint8 (H, W, 3)}` and/or `{"text": str}`."""
@@ -161,4 +151,4 @@ class TokenCommTextClassificationPipeline(TaiChiPipeline):
 
 
 __all__ = ["TaiChiPipeline", "TaiChiVQAPipeline", "TokenCommImageToTextPipeline", "TokenCommTextClassificationPipeline",
-           "is_taichi", "resolve_taichi_processor"]  # fmt: skip
+           "resolve_taichi_processor"]  # fmt: skip

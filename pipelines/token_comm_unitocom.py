@@ -59,7 +59,7 @@ from huggingface_hub.errors import HFValidationError
 from tokcom.modeling.processing_unitocom import UniToComProcessor
 
 from .link_planner import LinkPlan
-from .token_comm_base import TokenCommPipeline, check_integer, check_prompt_tokens, refuse_preprocessors
+from .token_comm_base import FamilyProcessorPipeline, check_integer, check_prompt_tokens
 
 BITS_PER_TOKEN_ELEMENT = 16  # q = 16 bits x token_dim per continuous token (eq. 14 of the TokCom letter; `network`)
 TASK_LINKS = {"vqa": ("image", "text"), "text_to_image": ("text",), "asr": ("audio",)}
@@ -75,10 +75,6 @@ class UniToComLinks:
     channel_config: object
     bits_per_token: int
     performance_model: dict | None = None
-
-
-def is_unitocom(model) -> bool:
-    return getattr(getattr(model, "config", None), "model_type", None) == "unitocom"
 
 
 def resolve_unitocom_processor(model, processor, tokenizer) -> UniToComProcessor:
@@ -105,22 +101,16 @@ def resolve_unitocom_processor(model, processor, tokenizer) -> UniToComProcessor
     return processor
 
 
-class UniToComPipeline(TokenCommPipeline):
+class UniToComPipeline(FamilyProcessorPipeline):
     """One UniToCom task (`unitocom_task`) as a pipeline; see the module docstring and the subclasses."""
 
     unitocom_task = ""
     input_keys: tuple[str, ...] = ()
     continuous = None  # the task's continuous uplink: "image", "audio" or None
 
-    def __init__(self, model, tokenizer=None, feature_extractor=None, image_processor=None, video_processor=None,
-                 processor=None, **kwargs):  # fmt: skip
-        if not is_unitocom(model):
-            raise ValueError(f"`model` must be a UniToComModel, got {type(model).__name__}.")
-        refuse_preprocessors(self.task_name, feature_extractor=feature_extractor, image_processor=image_processor,
-                             video_processor=video_processor)  # fmt: skip
-        processor = resolve_unitocom_processor(model, processor, tokenizer)
-        super().__init__(model, tokenizer=processor.tokenizer, processor=processor, **kwargs)
-        self._plan_at_construction()
+    model_type = "unitocom"
+    model_class_name = "UniToComModel"
+    resolve_processor = staticmethod(resolve_unitocom_processor)
 
     # ------------------------------------------------------------------ parameters
 
@@ -285,4 +275,4 @@ class TokenCommTextToImagePipeline(UniToComPipeline):
 
 
 __all__ = ["TASK_LINKS", "TokenCommASRPipeline", "TokenCommTextToImagePipeline", "UniToComLinks", "UniToComPipeline",
-           "UniToComUnderstandingPipeline", "UniToComVQAPipeline", "is_unitocom", "resolve_unitocom_processor"]  # fmt: skip
+           "UniToComUnderstandingPipeline", "UniToComVQAPipeline", "resolve_unitocom_processor"]  # fmt: skip

@@ -19,7 +19,14 @@ from tokcom.modeling.media_io import check_duration, check_waveform, load_frames
 from tokcom.modeling.processing_tokcom import TokComProcessor
 
 from .link_planner import TEXT_LINK_DEFAULT_DISTANCE_KM, LinkPlan
-from .token_comm_base import MAX_QUESTION_CHARS, TokenCommPipeline, UnknownWordsWarning, check_prompt_tokens, check_text
+from .token_comm_base import (
+    MAX_QUESTION_CHARS,
+    TokenCommPipeline,
+    UnknownWordsWarning,
+    check_prompt_tokens,
+    check_text,
+    refuse_preprocessors,
+)
 
 TASK = "token-comm-vqa"
 INPUT_KEYS = ("video", "audio", "sampling_rate", "question")
@@ -118,9 +125,7 @@ class TokenCommVQAPipeline(TokenCommPipeline):
         processor=None,
         **kwargs,
     ):
-        for name, value in (("image_processor", image_processor), ("video_processor", video_processor)):
-            if value is not None:
-                raise ValueError(f"`{name}` is not used by the {TASK!r} pipeline; pass `processor=` instead.")
+        refuse_preprocessors(TASK, image_processor=image_processor, video_processor=video_processor)
         if not (hasattr(model, "answer") and hasattr(getattr(model, "config", None), "max_tokens")):
             raise ValueError(f"`model` must be a TokComForAVQA, got {type(model).__name__}.")
         processor = _resolve_processor(model, processor, tokenizer, feature_extractor)
