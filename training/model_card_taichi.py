@@ -117,16 +117,16 @@ def render_taichi_card(model_dir, evaluation: dict | None, command: str, trainin
     recipe_path = model_dir / "tokcom_recipe.json"
     recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else (training_log or {}).get("recipe")
     text = "\n\n".join(_task_results(task, report) for task, report in reports.items())
-    visual_only = ((evaluation or {}).get("vqa_visual_link_only") or {}).get("vqa")
-    if visual_only and visual_only.get("results"):
-        rows = "\n".join(f"| {r['channel_type']} | {r['snr_db']:g} | {r['accuracy']:.3f} |" for r in visual_only["results"])
-        text += ("\n\nVQA with the question over an ideal text link and the SNR on the visual link only (at -30 dB "
-                 "only the question is left):\n\n| channel | visual SNR [dB] | accuracy |\n|---|---|---|\n" + rows)
-    without_joint = ((evaluation or {}).get("without_joint_coding") or {}).get("vqa")
-    if without_joint and without_joint.get("results"):
-        rows = "\n".join(f"| {r['channel_type']} | {r['snr_db']:g} | {r['accuracy']:.3f} |" for r in without_joint["results"])
-        text += ("\n\nVQA without joint coding (the channel coder trained alone on the frozen VLM, "
-                 "`stages/separate_coding`):\n\n| channel | SNR [dB] | accuracy |\n|---|---|---|\n" + rows)
+    for key, title, snr in (
+        ("vqa_visual_link_only", "VQA with the question over an ideal text link and the SNR on the visual link only "
+         "(at -30 dB only the question is left)", "visual SNR [dB]"),
+        ("without_joint_coding", "VQA without joint coding (the channel coder trained alone on the frozen VLM, "
+         "`stages/separate_coding`)", "SNR [dB]"),
+    ):  # fmt: skip
+        report = ((evaluation or {}).get(key) or {}).get("vqa")
+        if report and report.get("results"):
+            rows = "\n".join(f"| {r['channel_type']} | {r['snr_db']:g} | {r['accuracy']:.3f} |" for r in report["results"])
+            text += f"\n\n{title}:\n\n| channel | {snr} | accuracy |\n|---|---|---|\n" + rows
     ceiling = (evaluation or {}).get("text_ceiling")
     if ceiling and ceiling.get("results"):
         text += ("\n\nVQA text ceiling (the text-pretrained LLM given each image's exact scene words over an ideal "
