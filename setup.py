@@ -30,6 +30,7 @@ INSTALL_REQUIRES = [
     "diffusers==0.42.1",
     "evaluate==0.4.6",
     "torchmetrics==1.9.0",  # caption BLEU (TaiChi), FID (UniToCom)
+    "jiwer==3.1.0",  # word error rate (UniToCom ASR)
     "gradio==6.31.0",
     "scipy>=1.13,<2",
     "numpy>=1.26,<3",

@@ -193,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-visual-tokens", type=int)
     evaluate.add_argument("--num-audio-tokens", type=int)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    evaluate.add_argument("--task", choices=["vqa", "caption", "sentiment"],
-                          help="the task of a multitask family (TaiChi; default vqa)")
+    evaluate.add_argument("--task", choices=["vqa", "caption", "sentiment", "asr", "text_to_image"],
+                          help="the task of a multitask family (TaiChi: vqa, caption, sentiment; UniToCom: vqa, asr, "
+                               "text_to_image; default vqa)")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", help="write the report JSON here")
     evaluate.add_argument(

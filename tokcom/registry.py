@@ -97,6 +97,7 @@ FAMILIES: dict[str, Family] = {
         processor_class="tokcom.modeling.processing_unitocom.UniToComProcessor",
         tasks=("token-comm-vqa", "token-comm-text-to-image", "token-comm-asr"),
         stages_module="tokcom.training.stages_unitocom",
+        evaluator_class="tokcom.training.evaluate_unitocom.UniToComEvaluator",
         paper="unitocom-genib.txt",
     ),
 }

@@ -67,15 +67,17 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
     return summary
 
 
-def install_checkpoint(model_dir: Path, name: str) -> Path:
-    """Copy a built default's `CHECKPOINT_FILES` into `tokcom/checkpoints/<name>/` (through a temporary sibling,
-    so `pipeline()` never sees half a checkpoint)."""
+def install_checkpoint(model_dir: Path, name: str, extra_folders: tuple[str, ...] = ()) -> Path:
+    """Copy a built default's `CHECKPOINT_FILES` (and its `extra_folders`, e.g. UniToCom's attribute reader) into
+    `tokcom/checkpoints/<name>/` (through a temporary sibling, so `pipeline()` never sees half a checkpoint)."""
     target = CHECKPOINTS_DIR / name
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for file_name in CHECKPOINT_FILES:
         shutil.copy2(Path(model_dir) / file_name, tmp / file_name)
+    for folder in extra_folders:
+        shutil.copytree(Path(model_dir) / folder, tmp / folder)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from tokcom.training.evaluation import channel_reports, model_index_results
+from tokcom.training.evaluation import METRICS, channel_reports, model_index_results
 
 CARD_TAGS = ["token-communication", "semantic-communication", "audio-visual-question-answering", "wireless", "lora"]
 CARD_TEMPLATE = """---
@@ -122,6 +122,33 @@ def _results_tables(reports: dict[str, dict]) -> str:
     return "\n\n".join(blocks)
 
 
+def task_results(task: str, report: dict, extra_fields: tuple[str, ...] = ()) -> str:
+    """Markdown tables of one task's sweep report: per channel, each metric's headline field (plus `extra_fields`
+    and the caption metric's attribute recall) and the loss when the report has one; per question family at the
+    highest SNR when the report has families; then its baselines (`*baseline`, `reference_*` fields)."""
+    fields = [METRICS[name][1] for name in report["metrics"]] + list(extra_fields)
+    if "caption" in report["metrics"]:
+        fields.append("attribute_recall")
+    has_loss = all("loss" in r for r in report["results"])
+    blocks = []
+    for channel, part in channel_reports(report).items():
+        header = "| SNR [dB] | " + " | ".join(fields) + (" | loss |" if has_loss else " |")
+        header += "\n|---|" + "---|" * (len(fields) + has_loss)
+        rows = "\n".join(f"| {r['snr_db']:g} | " + " | ".join(f"{r[f]:.3f}" for f in fields)
+                         + (f" | {r['loss']:.4f} |" if has_loss else " |") for r in part["results"])  # fmt: skip
+        blocks.append(f"{task} ({report['task']}), {channel.upper()}:\n\n{header}\n{rows}")
+    best = max(report["results"], key=lambda r: r["snr_db"])
+    if best.get("per_type") and len(best["per_type"]) > 1:
+        rows = "\n".join(f"| {k} | {v['accuracy']:.3f} | {v['count']} |" for k, v in best["per_type"].items())
+        blocks.append(f"{task} per question family at {best['snr_db']:g} dB {best['channel_type']}:\n\n"
+                      f"| family | accuracy | questions |\n|---|---|---|\n{rows}")  # fmt: skip
+    baselines = {key: value for key, value in report.items() if key.endswith("baseline") or key.startswith("reference_")}
+    for key, value in baselines.items():
+        overall = value.get("overall", value.get("accuracy")) if isinstance(value, dict) else value
+        blocks.append(f"{key.replace('_', ' ')}: {overall:.3f}")
+    return "\n\n".join(blocks)
+
+
 def stages_text(recipe: dict | None, training_log: dict | None) -> str:
     if training_log:
         return "\n".join(
@@ -153,10 +180,15 @@ def render_model_card(
 
     model_dir = Path(model_dir)
     name = name or model_dir.name
-    if json.loads((model_dir / "config.json").read_text()).get("model_type") == "taichi":
+    model_type = json.loads((model_dir / "config.json").read_text()).get("model_type")
+    if model_type == "taichi":
         from tokcom.training.model_card_taichi import render_taichi_card
 
         return render_taichi_card(model_dir, evaluation, command, training_log, name, model_id)
+    if model_type == "unitocom":
+        from tokcom.training.model_card_unitocom import render_unitocom_card
+
+        return render_unitocom_card(model_dir, evaluation, command, training_log, name, model_id)
     model = TokComForAVQA.from_pretrained(model_dir)
     config = model.config
     reports = channel_reports(evaluation) if evaluation else {}
@@ -206,4 +238,4 @@ def write_model_card(
 
 
 __all__ = ["CARD_TAGS", "card_data", "channel_reports", "eval_results", "render_model_card", "stages_text",
-           "write_model_card"]
+           "task_results", "write_model_card"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tokcom.training.evaluation import METRICS, channel_reports
-from tokcom.training.model_card import card_data, eval_results, stages_text
+from tokcom.training.evaluation import channel_reports
+from tokcom.training.model_card import card_data, eval_results, stages_text, task_results
 
 TAICHI_TAGS = ["token-communication", "semantic-communication", "visual-question-answering", "image-captioning",
                "wireless", "kan", "lora"]  # fmt: skip
@@ -80,31 +80,10 @@ def _task_reports(evaluation: dict | None) -> dict[str, dict]:
     return {evaluation.get("taichi_task", "vqa"): evaluation}
 
 
-def _task_results(task: str, report: dict) -> str:
-    fields = [METRICS[name][1] for name in report["metrics"]]
-    if "caption" in report["metrics"]:
-        fields.append("attribute_recall")
-    blocks = []
-    for channel, part in channel_reports(report).items():
-        header = "| SNR [dB] | " + " | ".join(fields) + " | loss |\n|---|" + "---|" * (len(fields) + 1)
-        rows = "\n".join(f"| {r['snr_db']:g} | " + " | ".join(f"{r[f]:.3f}" for f in fields) + f" | {r['loss']:.4f} |"
-                         for r in part["results"])  # fmt: skip
-        blocks.append(f"{task} ({report['task']}), {channel.upper()}:\n\n{header}\n{rows}")
-    best = max(report["results"], key=lambda r: r["snr_db"])
-    if best.get("per_type") and len(best["per_type"]) > 1:
-        rows = "\n".join(f"| {k} | {v['accuracy']:.3f} | {v['count']} |" for k, v in best["per_type"].items())
-        blocks.append(f"{task} per question family at {best['snr_db']:g} dB {best['channel_type']}:\n\n"
-                      f"| family | accuracy | questions |\n|---|---|---|\n{rows}")  # fmt: skip
-    baselines = {key: value for key, value in report.items() if key.endswith("baseline") or key.startswith("reference_")}
-    for key, value in baselines.items():
-        overall = value.get("overall", value.get("accuracy")) if isinstance(value, dict) else value
-        blocks.append(f"{key.replace('_', ' ')}: {overall:.3f}")
-    return "\n\n".join(blocks)
-
-
 def render_taichi_card(model_dir, evaluation: dict | None, command: str, training_log: dict | None = None,
                        name: str | None = None, model_id: str | None = None) -> str:  # fmt: skip
     """The card text (YAML front matter + markdown) of the TaiChi checkpoint in `model_dir`."""
+    import tokcom.training.evaluate_taichi  # noqa: F401  (registers the caption metric the reports name)
     from tokcom.modeling import TaiChiForConditionalGeneration
 
     model_dir = Path(model_dir)
@@ -116,7 +95,7 @@ def render_taichi_card(model_dir, evaluation: dict | None, command: str, trainin
                for entry in eval_results(channel_reports(report), DATASETS.get(task, DATASETS["vqa"]))]  # fmt: skip
     recipe_path = model_dir / "tokcom_recipe.json"
     recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else (training_log or {}).get("recipe")
-    text = "\n\n".join(_task_results(task, report) for task, report in reports.items())
+    text = "\n\n".join(task_results(task, report) for task, report in reports.items())
     for key, title, snr in (
         ("vqa_visual_link_only", "VQA with the question over an ideal text link and the SNR on the visual link only "
          "(at -30 dB only the question is left)", "visual SNR [dB]"),

@@ -47,15 +47,16 @@ STAGES = ("mllm",)
 TASKS = ("vqa", "text_to_image", "asr")
 MLLM_PREFIXES = ("backbone.", "token_projections.", "lm_head", "diffusion_head.")
 TOKENIZER_PATH_KEYS = ("image_tokenizer_path", "audio_tokenizer_path")  # recipe `model` keys beside the config's
-DATA_DEFAULTS = {"train_scenes": 2000, "questions_per_scene": 10, "max_objects": 3, "asr_utterances": 1000,
-                 "num_speakers": 4, "asr_windows": 4}  # fmt: skip
+DATA_DEFAULTS = {"train_scenes": 2000, "validation_scenes": 200, "test_scenes": 500, "questions_per_scene": 10,
+                 "max_objects": 3, "asr_utterances": 1000, "num_speakers": 4, "asr_windows": 4}  # fmt: skip
 DEFAULT_TASKS = {"vqa": 1.0, "text_to_image": 1.0, "asr": 1.0}
+SPEECH_SPLIT_OFFSET = {"train": 0, "validation": 1_000_003, "test": 2_000_003}  # held-out speech: other data seeds
 
 
 @dataclass
 class UniToComCorpus:
-    """The training data. images: uint8 `(scenes, 3, S, S)` at the image tokenizer's size; questions: dicts with
-    image_index, question, answer; captions: strings per image; speech: log-mels [dB] `(windows, num_frames, mel)`
+    """One split's data. images: uint8 `(scenes, 3, S, S)` at the image tokenizer's size; questions: dicts with
+    image_index, question, answer, family; captions: strings per image; speech: log-mels [dB] `(windows, num_frames, mel)`
     per utterance; transcripts: their texts."""
 
     images: torch.Tensor
@@ -63,27 +64,35 @@ class UniToComCorpus:
     captions: list
     speech: list
     transcripts: list
+    graphs: list  # per image, the scene graph (`objects`: size, color, material, shape)
 
     @classmethod
-    def build(cls, data: dict, config: UniToComConfig, seed: int, tasks) -> UniToComCorpus:
-        """The recipe's `data` section (`DATA_DEFAULTS` fill gaps); speech only when a stage trains `asr`."""
+    def build(cls, data: dict, config: UniToComConfig, seed: int, tasks, split: str = "train") -> UniToComCorpus:
+        """The recipe's `data` section (`DATA_DEFAULTS` fill gaps) for `split` ("train", "validation", "test"):
+        shapes-world scenes of that split (`TaiChiCorpus`; held-out sizes `validation_scenes` / `test_scenes`) and,
+        when `tasks` has `asr`, `asr_utterances` utterances by other sentences and speakers per split (data seed
+        `seed + SPEECH_SPLIT_OFFSET[split]`; the templates are few, so some held-out sentences also occur in
+        training, with other voices)."""
         from tokcom.training.data.spoken import spoken_sentences
         from tokcom.training.data.world import child_seeds
-        from tokcom.training.taichi_corpus import TaiChiCorpus
+        from tokcom.training.taichi_corpus import SPLIT_SIZE_KEYS, TaiChiCorpus
 
+        if split not in SPLIT_SIZE_KEYS:
+            raise ValueError(f"`split` must be one of {tuple(SPLIT_SIZE_KEYS)}, got {split!r}.")
         data = {**DATA_DEFAULTS, **data}
         size = config.image_tokenizer_config.image_size
-        world = TaiChiCorpus.build({"train_scenes": data["train_scenes"], "questions_per_scene": data["questions_per_scene"],
-                                    "max_objects": data["max_objects"], "image_size": 2 * size, "sentiment_sentences": 2,
-                                    "seed": seed}, "train")  # fmt: skip
+        world = TaiChiCorpus.build({**{k: data[k] for k in SPLIT_SIZE_KEYS.values()},
+                                    "questions_per_scene": data["questions_per_scene"], "max_objects": data["max_objects"],
+                                    "image_size": 2 * size, "sentiment_sentences": 2, "seed": seed}, split)  # fmt: skip
         images = torch.from_numpy(np.ascontiguousarray(world.images.transpose(0, 3, 1, 2))).float()
         images = F.avg_pool2d(images, 2).round().to(torch.uint8)  # rendered at 2x, block-averaged
         speech, transcripts = [], []
         if "asr" in tasks:
             audio = config.audio_tokenizer_config
             count = int(data["asr_utterances"])
-            mels = spoken_log_mels(audio, count, int(data["num_speakers"]), seed)
-            texts = spoken_sentences(count, child_seeds(seed, 2)[1])  # the texts `spoken_log_mels` spoke, in order
+            speech_seed = seed + SPEECH_SPLIT_OFFSET[split]
+            mels = spoken_log_mels(audio, count, int(data["num_speakers"]), speech_seed)
+            texts = spoken_sentences(count, child_seeds(speech_seed, 2)[1])  # the texts `spoken_log_mels` spoke, in order
             frames = int(data["asr_windows"]) * audio.num_frames
             for mel, text in zip(mels, texts):
                 if mel.shape[0] <= frames:  # utterances longer than the windows are left out (not cut mid-word)
@@ -92,7 +101,7 @@ class UniToComCorpus:
                     transcripts.append(text)
             if not speech:
                 raise ValueError(f"No utterance fits `data.asr_windows` = {data['asr_windows']} windows; raise it.")
-        return cls(images, world.questions, world.captions, speech, transcripts)
+        return cls(images, world.questions, world.captions, speech, transcripts, world.graphs)
 
     def texts(self) -> list[str]:
         """Every string (for the word tokenizer's vocabulary)."""
@@ -252,9 +261,12 @@ class UniToComStages(FamilyStages):
             raise ValueError(f"Recipe field `data.max_objects` must be in [1, 6], got {data['max_objects']!r}.")
 
     def save_checkpoint(self, folder: Path) -> None:
-        """The model and its word tokenizer (Hub format)."""
+        """The model and its `UniToComProcessor` (the word tokenizer and the recipe's `asr_windows`), Hub format."""
+        from tokcom.modeling.processing_unitocom import UniToComProcessor
+
         self.model.save_pretrained(folder)
-        self.processor.save_pretrained(folder)
+        windows = int({**DATA_DEFAULTS, **self.recipe.get("data", {})}["asr_windows"])
+        UniToComProcessor.from_model_config(self.model.config, self.processor, num_audio_windows=windows).save_pretrained(folder)
 
 
 __all__ = ["STAGES", "TASKS", "UniToComCorpus", "UniToComLoss", "UniToComStages", "pack"]

@@ -1,0 +1,254 @@
+"""Held-out evaluation of a UniToComModel checkpoint, one task at a time, on the evaluation engine.
+
+| task            | pipeline task               | metrics                                                    | baselines beside |
+|-----------------|-----------------------------|------------------------------------------------------------|------------------|
+| `vqa`           | token-comm-vqa              | exact-match accuracy, per question family                  | question-only (family and question priors); the ideal link |
+| `asr`           | token-comm-asr              | word error rate (`jiwer`)                                  | the ideal link; the most frequent training transcript |
+| `text_to_image` | token-comm-text-to-image    | attribute accuracy (a shapes-world reader), FID (`torchmetrics`, the reader's features) | real images with their own / other scenes' captions, the image tokenizer's reconstructions, two halves of the real images (FID) |
+
+    tokcom evaluate --model PATH --task asr --snr-db -10 0 20 --channel-type awgn rayleigh --output OUT.json
+
+Held-out data: the test split of the checkpoint's recipe (`UniToComCorpus.build(..., split="test")`: other
+scenes, and speech with other sentences and speakers). Text-to-image: the prompt is each test image's first
+caption; the caption crosses the ideal text link, so its result does not depend on the SNR (the pipelines say
+the same). FID here is *not* Inception FID: Inception weights cannot be downloaded on this machine, so the
+features are those of a small attribute reader trained on the shapes world (`tokcom.training.shapes_reader`),
+and the numbers are comparable only with each other.
+
+>>> word_error_rate(["there is a red cube"], ["there is a red sphere"])["wer"]
+0.2
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tokcom.modeling.modeling_unitocom import UniToComModel
+from tokcom.modeling.processing_unitocom import UniToComProcessor
+from tokcom.training.engine import RECIPE_FILE
+from tokcom.training.evaluation import Evaluator, register_metric
+from tokcom.training.recipe import load_recipe
+
+TASKS = ("vqa", "asr", "text_to_image")
+PIPELINE_TASKS = {"vqa": "token-comm-vqa", "asr": "token-comm-asr", "text_to_image": "token-comm-text-to-image"}
+READER_FOLDER = "shapes_reader"  # the attribute reader shipped beside a UniToCom checkpoint's weights
+
+
+def word_error_rate(predictions: list[str], references: list[str], groups=None) -> dict:
+    """`{"wer"}`: corpus word error rate of the transcripts (`jiwer`: word edits over reference words)."""
+    import jiwer
+
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"Need as many predictions as references (> 0), got {len(predictions)} and {len(references)}.")
+    return {"wer": float(jiwer.wer(list(references), [p if p.strip() else "<empty>" for p in predictions]))}
+
+
+def text_to_image_metrics(predictions: list, references: list[dict], groups=None) -> dict:
+    """`{"attribute_accuracy", "image_accuracy", "fid"}` of generated images `predictions` (uint8 `(3, S, S)` each)
+    against `references` (`{"caption", "image", "reader"}`: the prompt, the real test image, the reader's folder)."""
+    from tokcom.training.shapes_reader import attribute_accuracy, frechet_distance
+
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"Need as many predictions as references (> 0), got {len(predictions)} and {len(references)}.")
+    reader = load_reader(references[0]["reader"])
+    fake = torch.stack([torch.as_tensor(p) for p in predictions]).float() / 255.0
+    real = torch.stack([torch.as_tensor(r["image"]) for r in references]).float() / 255.0
+    scores = attribute_accuracy(reader, fake, [r["caption"] for r in references])
+    return {"attribute_accuracy": scores["attribute_accuracy"], "image_accuracy": scores["image_accuracy"],
+            "fid": float(frechet_distance(reader, real, fake))}  # fmt: skip
+
+
+register_metric("wer", word_error_rate, "wer", "wer")
+register_metric("text_to_image", text_to_image_metrics, "attribute_accuracy", "accuracy")
+
+_READERS: dict = {}
+
+
+def load_reader(folder):
+    """The shapes-world attribute reader saved in `folder` (cached per folder)."""
+    from tokcom.training.shapes_reader import ShapesAttributeReader
+
+    key = str(Path(folder).resolve())
+    if key not in _READERS:
+        _READERS[key] = ShapesAttributeReader.from_pretrained(folder).eval()
+    return _READERS[key]
+
+
+def model_recipe(model_path) -> dict:
+    """The recipe a checkpoint was trained with (its data seed defines the held-out split), else the default."""
+    path = Path(model_path) / RECIPE_FILE
+    return json.loads(path.read_text()) if path.is_file() else load_recipe("unitocom_tiny")
+
+
+class UniToComEvaluator(Evaluator):
+    """One UniToCom task on the held-out split of the checkpoint's recipe, answered by the model's own generation
+    (`generate_text`, `generate_image`) with the uplink (`send`) at each channel condition. `reader`: the folder of
+    the shapes-world attribute reader for `text_to_image` (default: the checkpoint's `shapes_reader/`)."""
+
+    def __init__(self, model, processor, recipe, corpus, task, count, model_path, batch_size=64, reader=None,
+                 num_inference_steps=None):  # fmt: skip
+        if task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
+        self.model, self.processor, self.recipe, self.corpus = model, processor, recipe, corpus
+        self.task, self.count, self.model_path, self.batch_size = task, count, model_path, batch_size
+        self.num_inference_steps = num_inference_steps
+        self.metrics = {"vqa": ("accuracy",), "asr": ("wer",), "text_to_image": ("text_to_image",)}[task]
+        self.groups = None
+        if task == "vqa":
+            rows = corpus.questions[:count]
+            self.references, self.groups = [row["answer"] for row in rows], [row["family"] for row in rows]
+        elif task == "asr":
+            self.references = corpus.transcripts[:count]
+        else:
+            if reader is None or not Path(reader, "config.json").is_file():
+                raise FileNotFoundError(f"text_to_image needs the shapes-world attribute reader; none at {reader} "
+                                        "(train one with `tokcom.training.shapes_reader.train_attribute_reader`).")  # fmt: skip
+            self.reader = str(reader)
+            self.references = [{"caption": corpus.captions[i][0], "image": corpus.images[i], "reader": self.reader}
+                               for i in range(count)]  # fmt: skip
+
+    @classmethod
+    def from_checkpoint(cls, model_path, num_samples=None, split="test", task="vqa", batch_size=64, reader=None,
+                        num_inference_steps=None):  # fmt: skip
+        from tokcom.training.stages_unitocom import UniToComCorpus
+
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
+            raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
+        if task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
+        if not Path(model_path, "config.json").is_file():
+            raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+        model = UniToComModel.from_pretrained(model_path).eval()
+        processor = UniToComProcessor.from_pretrained(model_path, model_config=model.config)
+        recipe = model_recipe(model_path)
+        data = dict(recipe.get("data", {}))
+        if task == "asr" and num_samples is not None:  # as many utterances as asked (some are too long to fit)
+            data["asr_utterances"] = num_samples + num_samples // 2
+        corpus = UniToComCorpus.build(data, model.config, int(recipe.get("seed", 0)), {task}, split)
+        available = {"vqa": len(corpus.questions), "asr": len(corpus.transcripts), "text_to_image": len(corpus.images)}
+        count = available[task] if num_samples is None else min(num_samples, available[task])
+        reader = Path(model_path) / READER_FOLDER if reader is None else reader
+        return cls(model, processor, recipe, corpus, task, count, model_path, batch_size, reader, num_inference_steps)
+
+    # ------------------------------------------------------------------ one batch of each task
+
+    def _vqa(self, rows, link, generator):
+        from tokcom.training.stages_unitocom import pack
+
+        questions = [row["question"] for row in rows]
+        batch = self.processor.pack([[self.processor.image_token_id] * self.processor.num_image_tokens + ids
+                                     for ids in self.processor.encode_texts(questions, "question")])  # fmt: skip
+        images = self.corpus.images[[row["image_index"] for row in rows]].float() / 255.0
+        tokens = self.model.send("image", images, generator=generator, **link)
+        out = self.model.generate_text(**batch, image_tokens=tokens, return_dict_in_generate=True)
+        train = pack(self.processor.tokenizer, self.model.config.image_token_id, tokens.shape[1], questions,
+                     [row["answer"] for row in rows])  # fmt: skip
+        loss = self.model(**train, image_tokens=tokens).loss
+        return self.processor.batch_decode(out.sequences), out.sequence_scores, loss
+
+    def _asr(self, indices, link, generator):
+        from tokcom.training.stages_unitocom import pack
+
+        speech = torch.stack([self.corpus.speech[i] for i in indices])  # (batch, windows, frames, mel)
+        batch_size, windows = speech.shape[:2]
+        snr = link.get("snr_db")
+        snr = None if snr is None else torch.full((batch_size * windows,), float(snr))
+        tokens = self.model.send("audio", speech.flatten(0, 1), generator=generator, **{**link, "snr_db": snr})
+        tokens = tokens.reshape(batch_size, windows * tokens.shape[1], tokens.shape[2])
+        width = tokens.shape[1]
+        batch = self.processor.pack([[self.processor.audio_token_id] * width] * batch_size)
+        out = self.model.generate_text(**batch, audio_tokens=tokens, return_dict_in_generate=True)
+        train = pack(self.processor.tokenizer, self.model.config.audio_token_id, width, [None] * batch_size,
+                     [self.corpus.transcripts[i] for i in indices])  # fmt: skip
+        loss = self.model(**train, audio_tokens=tokens).loss
+        return self.processor.batch_decode(out.sequences), out.sequence_scores, loss
+
+    def _text_to_image(self, indices, generator):
+        captions = [self.corpus.captions[i][0] for i in indices]
+        batch = self.processor.pack(self.processor.encode_texts(captions, "caption"))
+        images = self.model.generate_image(**batch, num_inference_steps=self.num_inference_steps, generator=generator)
+        return list((images.clamp(0, 1) * 255).round().to(torch.uint8))
+
+    @torch.no_grad()
+    def predict(self, snr_db: float, channel_type: str, seed: int, progress: bool) -> dict:
+        generator = torch.Generator().manual_seed(seed)
+        link = {"snr_db": float(snr_db), "channel_type": channel_type}
+        predictions, scores, losses = [], [], []
+        for start in tqdm(range(0, self.count, self.batch_size), disable=not progress,
+                          desc=f"{self.task} {snr_db:g} dB {channel_type}"):  # fmt: skip
+            stop = min(start + self.batch_size, self.count)
+            if self.task == "text_to_image":  # the caption crosses the ideal text link: no SNR enters
+                predictions += self._text_to_image(range(start, stop), generator)
+                continue
+            if self.task == "vqa":
+                texts, score, loss = self._vqa(self.corpus.questions[start:stop], link, generator)
+            else:
+                texts, score, loss = self._asr(range(start, stop), link, generator)
+            predictions += texts
+            scores.append(score.numpy())
+            losses.append(loss.item() * (stop - start))
+        if self.task == "text_to_image":
+            return {"predictions": predictions}
+        return {"predictions": predictions, "loss": float(np.sum(losses) / self.count),
+                "mean_score": float(np.concatenate(scores).mean())}  # fmt: skip
+
+    def header(self) -> dict:
+        return {"model": str(self.model_path), "split": "test", "num_samples": self.count, "unitocom_task": self.task,
+                "num_image_tokens": self.model.config.image_tokenizer_config.num_tokens,
+                "num_audio_tokens_per_window": self.model.config.audio_tokenizer_config.num_tokens,
+                "text_link": "ideal"}  # fmt: skip
+
+    def baselines(self) -> dict:
+        """Reference points: the ideal link (the model without channel noise) and references that use no model."""
+        from tokcom.training.stages_unitocom import UniToComCorpus
+
+        out = {}
+        if self.task != "text_to_image":
+            ideal = self.predict(float("inf"), "none", seed=0, progress=False)["predictions"]
+            metric = "accuracy" if self.task == "vqa" else "wer"
+            from tokcom.training.evaluation import METRICS
+
+            out[f"ideal_link_{metric}"] = METRICS[self.metrics[0]][0](ideal, self.references, self.groups)[metric]
+        seed = int(self.recipe.get("seed", 0))
+        if self.task == "vqa":
+            from tokcom.training.data.shapes_questions import question_only_accuracy
+
+            train = UniToComCorpus.build(self.recipe.get("data", {}), self.model.config, seed, {"vqa"}, "train")
+            priors = question_only_accuracy(train.questions, self.corpus.questions[: self.count])
+            out.update(question_only_baseline=priors["question_prior"], family_prior_baseline=priors["family_prior"])
+        elif self.task == "asr":  # the most frequent training transcript, said to every utterance
+            train = UniToComCorpus.build(self.recipe.get("data", {}), self.model.config, seed, {"asr"}, "train")
+            guess = Counter(train.transcripts).most_common(1)[0][0]
+            out["constant_transcript_wer"] = word_error_rate([guess] * self.count, self.references)["wer"]
+        else:
+            out.update(self.image_baselines())
+        return out
+
+    @torch.no_grad()
+    def image_baselines(self) -> dict:
+        """What the metrics give without the MLLM: real test images with their own captions (the reader's ceiling)
+        and with other scenes' captions (its floor), FID between two halves of the real images (the noise floor at
+        this sample size), and the image tokenizer's reconstructions (F_v^{-1}(F_v(x)), ideal link: the
+        de-tokenizer's ceiling for generated images)."""
+        from tokcom.training.shapes_reader import reader_baselines
+
+        real = self.corpus.images[: self.count]
+        captions = [r["caption"] for r in self.references]
+        out = reader_baselines(load_reader(self.reader), real.float() / 255.0, captions, seed=0)
+        reconstructed = []
+        for start in range(0, self.count, self.batch_size):
+            x = real[start : start + self.batch_size].float() / 255.0
+            y = self.model.image_tokenizer.decode(self.model.send("image", x, channel_type="none"))
+            reconstructed += list((y.clamp(0, 1) * 255).round().to(torch.uint8))
+        scores = text_to_image_metrics(reconstructed, self.references)
+        out["tokenizer_reconstruction"] = scores
+        return {"image_baselines": out}
+
+
+__all__ = ["PIPELINE_TASKS", "READER_FOLDER", "TASKS", "UniToComEvaluator", "text_to_image_metrics", "word_error_rate"]
