@@ -14,6 +14,8 @@ next to the pipeline, beside this app, so the Space and the pipeline read audio 
 model's rate.
 
 Environment: `TOKCOM_MODEL` (model folder or repo id, default `./model`), `TOKCOM_SAMPLES` (default `./samples`),
+`TOKCOM_TAICHI` / `TOKCOM_UNITOCOM` (folders with `model/` and `samples/` for the TaiChi and UniToCom tabs, default
+`./taichi` and `./unitocom`; a tab is shown only when its `model/config.json` exists),
 `GRADIO_SERVER_NAME`/`GRADIO_SERVER_PORT` (default 127.0.0.1:7860).
 """
 
@@ -60,12 +62,15 @@ def _load_media_io():
 media_io = _load_media_io()
 
 
-def _load_taichi_tab():
-    """`taichi_tab.py` beside this file (a built Space and the source tree alike), imported by path."""
-    spec = importlib.util.spec_from_file_location("tokcom_space_taichi_tab", HERE / "taichi_tab.py")
+def _load_tab(name: str):
+    """`<name>.py` beside this file (`taichi_tab`, `unitocom_tab`; a built Space and the source tree alike), imported
+    by path."""
+    spec = importlib.util.spec_from_file_location(f"tokcom_space_{name}", HERE / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
 SNR_RANGE_DB = (-10.0, 30.0)
 BANDWIDTH_RANGE_MHZ = (0.5, 10.0)
 POWER_RANGE_DBM = (0.0, 30.0)
@@ -217,9 +222,9 @@ def friendly(fn):
     return handler
 
 
-def ask(vqa, clip: dict, **call) -> dict:
-    """`vqa(clip, **call)`, showing the pipeline's warnings about the question (words the model does not know) to
-    the user as `gr.Warning`s."""
+def ask(vqa, clip, **call) -> dict:
+    """`vqa(clip, **call)` (any of the Space's pipelines), showing the pipeline's warnings about the text (words the
+    model does not know) to the user as `gr.Warning`s."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = vqa(clip, **call)
@@ -235,12 +240,16 @@ def _check_range(value, name: str, low: float, high: float) -> float:
     return float(value)
 
 
-def build_demo(model: str | None = None, samples_dir: str | Path | None = None, taichi_dir: str | Path | None = None) -> gr.Blocks:
+def build_demo(model: str | None = None, samples_dir: str | Path | None = None, taichi_dir: str | Path | None = None,
+               unitocom_dir: str | Path | None = None) -> gr.Blocks:  # fmt: skip
     """The Gradio Blocks app for `model` (folder or repo id) and the sample scenes in `samples_dir`; with a TaiChi
-    folder (`taichi_dir`, default `TOKCOM_TAICHI` or `./taichi`, holding `model/` and `samples/`) a TaiChi tab too."""
+    folder (`taichi_dir`, default `TOKCOM_TAICHI` or `./taichi`, holding `model/` and `samples/`) a TaiChi tab too,
+    and with a UniToCom folder (`unitocom_dir`, default `TOKCOM_UNITOCOM` or `./unitocom`, the same layout) a
+    UniToCom tab."""
     model = model or os.environ.get("TOKCOM_MODEL", str(HERE / "model"))
     samples_dir = Path(samples_dir or os.environ.get("TOKCOM_SAMPLES", HERE / "samples"))
     taichi_dir = Path(taichi_dir or os.environ.get("TOKCOM_TAICHI", HERE / "taichi"))
+    unitocom_dir = Path(unitocom_dir or os.environ.get("TOKCOM_UNITOCOM", HERE / "unitocom"))
     vqa = pipeline("token-comm-vqa", model=model, trust_remote_code=True, device="cpu")
     config = vqa.model.config
     max_visual, max_audio = int(config.max_visual_tokens), int(config.max_audio_tokens)
@@ -342,12 +351,21 @@ def build_demo(model: str | None = None, samples_dir: str | Path | None = None, 
             inputs = [sample, frame_files, audio, question, channel, snr, mode, visual_tokens, audio_tokens,
                       bandwidth, power, visual_km, audio_km, seed]  # fmt: skip
             submit.click(friendly(answer), inputs, [answer_box, score_box, report, plot], api_name="answer", concurrency_limit=1)
+        taichi_tab = _load_tab("taichi_tab")  # its curve reader and plot serve the UniToCom tab too
         if (taichi_dir / "model" / "config.json").is_file():
             with gr.Tab("TaiChi: image QA, captions, sentences", elem_id="tab_taichi"):
-                show_sample, taichi_sample, taichi_views = _load_taichi_tab().build_taichi_tab(
+                show_sample, taichi_sample, taichi_views = taichi_tab.build_taichi_tab(
                     str(taichi_dir / "model"), taichi_dir / "samples", friendly, _check_range, CHANNELS, SNR_RANGE_DB
                 )
             demo.load(show_sample, taichi_sample, taichi_views)
+        if (unitocom_dir / "model" / "config.json").is_file():
+            with gr.Tab("UniToCom: image generation, speech, image QA", elem_id="tab_unitocom"):
+                show_samples, unitocom_samples, unitocom_views = _load_tab("unitocom_tab").build_unitocom_tab(
+                    str(unitocom_dir / "model"), unitocom_dir / "samples", friendly, _check_range, CHANNELS,
+                    SNR_RANGE_DB, ask=ask, read_audio=read_audio, resample=resample_for, chosen_image=taichi_tab.chosen_image,
+                    load_task_curves=taichi_tab.load_task_curves, task_plot=taichi_tab.task_plot,
+                )  # fmt: skip
+            demo.load(show_samples, unitocom_samples, unitocom_views)
     return demo.queue(default_concurrency_limit=1, max_size=32)
 
 

@@ -26,34 +26,37 @@ MAX_IMAGE_BYTES = 5 * 2**20
 MAX_TEXT_CHARS = 200
 
 
-def load_task_curves(model: str) -> dict:
-    """`{task: {channel: [(snr_db, headline metric), ...]}}` from the model's `evaluation.json`; {} without one."""
+def load_task_curves(model: str, headline: dict = HEADLINE) -> dict:
+    """`{task: {channel: [(snr_db, headline metric), ...]}}` from the model's `evaluation.json` (`{"tasks": {task:
+    {"results": [{"channel_type", "snr_db", <headline[task]>}, ...]}}}`; rows without a `channel_type` are on the
+    report's own, default AWGN), for the tasks in `headline` that it has; {} without one."""
     path = Path(model) / "evaluation.json"
     if not path.is_file():
         return {}
     summary = json.loads(path.read_text(encoding="utf-8"))
     curves = {}
     for task, report in (summary.get("tasks") or {}).items():
-        for row in report["results"]:
-            curves.setdefault(task, {}).setdefault(row["channel_type"], []).append((row["snr_db"], row[HEADLINE[task]]))
+        for row in report.get("results", []) if task in headline else []:
+            channel = row.get("channel_type", report.get("channel_type", "awgn"))
+            curves.setdefault(task, {}).setdefault(channel, []).append((row["snr_db"], row[headline[task]]))
     return curves
 
 
-def task_plot(curves: dict, task: str, channel: str, snr_db: float):
-    """The task's held-out metric vs SNR on `channel`, with this call's SNR marked."""
+def task_plot(curves: dict, task: str, channel: str, snr_db: float, headline: dict = HEADLINE):
+    """The task's held-out metric (`headline[task]`) vs SNR on `channel`, with this call's SNR marked."""
     figure, axis = plt.subplots(figsize=(5, 3), dpi=100)
     points = sorted(curves.get(task, {}).get(channel, []))
     if points:
         snrs, values = zip(*points)
-        axis.plot(snrs, values, "o-", label=f"held-out {HEADLINE[task]} ({channel})")
+        axis.plot(snrs, values, "o-", label=f"held-out {headline[task]} ({channel})")
         axis.plot([snr_db], [float(np.interp(snr_db, snrs, values))], "r*", markersize=14, label=f"this call: {snr_db:.1f} dB")
-        axis.set_ylim(0, 1)
+        axis.set_ylim(0, max(1.0, *values))  # a word error rate can pass 1
         axis.legend(loc="lower right", fontsize=8)
     else:
         axis.text(0.5, 0.5, "no evaluation results for this task and channel", ha="center", va="center",
                   transform=axis.transAxes)  # fmt: skip
     axis.set_xlabel("SNR [dB]")
-    axis.set_ylabel(HEADLINE[task])
+    axis.set_ylabel(headline[task])
     axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
@@ -68,6 +71,17 @@ def report_markdown(transmission: dict) -> str:
     )
     return (f"| link | tokens | SNR [dB] |\n|---|---|---|\n{rows}\n\nchannel uses: {transmission['channel_uses']} "
             f"(complex symbols through the channel coder)")  # fmt: skip
+
+
+def chosen_image(upload: str | None, sample: str | None) -> str:
+    """The uploaded image's path (at most `MAX_IMAGE_BYTES`), else the picked sample's; `gr.Error` without either."""
+    if upload:
+        if Path(upload).stat().st_size > MAX_IMAGE_BYTES:
+            raise gr.Error(f"The image must be at most {MAX_IMAGE_BYTES // 2**20} MB.")
+        return upload
+    if sample is None:
+        raise gr.Error("Pick a sample image or upload one.")
+    return sample
 
 
 def build_taichi_tab(model: str, samples_dir: Path, friendly, check_range, channels: dict, snr_range):
@@ -103,14 +117,7 @@ def build_taichi_tab(model: str, samples_dir: Path, friendly, check_range, chann
         if task == "sentiment":
             out = pipes[task](text, **call)
         else:
-            if upload:
-                if Path(upload).stat().st_size > MAX_IMAGE_BYTES:
-                    raise gr.Error(f"The image must be at most {MAX_IMAGE_BYTES // 2**20} MB.")
-                image = upload
-            elif sample_id in images:
-                image = str(samples_dir / images[sample_id]["file"])
-            else:
-                raise gr.Error("Pick a sample image or upload one.")
+            image = chosen_image(upload, str(samples_dir / images[sample_id]["file"]) if sample_id in images else None)
             call["num_visual_tokens"] = int(check_range(visual_tokens, "Visual tokens", 1, max_visual))
             out = pipes[task]({"image": image, "question": text} if task == "vqa" else {"image": image}, **call)
         marked = min(max(snr, snr_range[0]), snr_range[1]) if math.isfinite(snr) else snr_range[1]

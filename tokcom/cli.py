@@ -6,7 +6,8 @@
     tokcom evaluate [--model PATH] --snr-db 0 10 20 [--num-samples N] [--channel-type awgn] [--fit-performance-model] --output OUT.json
     tokcom export [--model PATH_OR_NAME] --output DIR [--repo-id OWNER/NAME] [--results EVAL.json] [--overwrite]
     tokcom publish DIR --repo-id OWNER/NAME [--private] [--dry-run] [--repo-type model|space]
-    tokcom space [--build-dir DIR] [--model PATH] [--port 7860] [--no-launch] [--overwrite]
+    tokcom space [--build-dir DIR] [--model PATH] [--taichi-model PATH] [--unitocom-model PATH] [--port 7860]
+                 [--no-launch] [--overwrite]
 
 Each subcommand imports its implementation lazily so that `tokcom --help` stays fast.
 """
@@ -153,7 +154,8 @@ def _cmd_space(args: argparse.Namespace) -> int:
 
     folder = Path(args.build_dir)
     if args.overwrite or not (folder / "app.py").is_file():
-        build_space(folder, model=args.model, overwrite=args.overwrite, taichi_model=args.taichi_model)
+        build_space(folder, model=args.model, overwrite=args.overwrite, taichi_model=args.taichi_model,
+                    unitocom_model=args.unitocom_model)
         print(f"built the Space in {folder}", file=sys.stderr)
     if args.no_launch:
         return 0
@@ -225,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--build-dir", default="tokcom-space", help="Space folder (built when missing; default ./tokcom-space)")
     space.add_argument("--model", help="checkpoint folder (default: the embedded default)")
     space.add_argument("--taichi-model", help="TaiChi checkpoint for the TaiChi tab (default: the embedded one, if installed)")
+    space.add_argument("--unitocom-model", help="UniToCom checkpoint for the UniToCom tab (default: the embedded one, if installed)")
     space.add_argument("--port", type=int, default=7860)
     space.add_argument("--no-launch", action="store_true", help="only build the folder")
     space.add_argument("--overwrite", action="store_true", help="rebuild an existing folder")
