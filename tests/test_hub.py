@@ -9,11 +9,23 @@ import sys
 import numpy as np
 import pytest
 from huggingface_hub import ModelCard
-from isolated_env import build_isolated_env, installed_version
+from isolated_env import build_isolated_env, installed_version, requirement_closure
 
 from tokcom.cli import main
 from tokcom.defaults import default_model_path
-from tokcom.hub import AUTO_MAP, REMOTE_CODE_FILES, PublishError, export_model, publish_folder, remote_code_source
+from tokcom.hub import (
+    AUTO_MAP,
+    REMOTE_CODE_FILES,
+    REQUIRED_FILES,
+    PublishError,
+    export_model,
+    publish_folder,
+    remote_code_files,
+    remote_code_requirements,
+    remote_code_source,
+    validate_model_card,
+)
+from tokcom.registry import FAMILIES
 
 CLIP = {
     "video": np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8),
@@ -22,6 +34,37 @@ CLIP = {
 }
 NETWORK = {"bandwidth_hz": 3e6, "power_dbm": 23.0, "weight": 0.6,
            "devices": [{"name": "visual", "distance_km": 0.35}, {"name": "audio", "distance_km": 0.45}]}  # fmt: skip
+
+
+def isolated_python(tmp_path, packages: list[str], transformers_release: str = "installed"):
+    """A venv under `tmp_path` holding only `packages` (and their requirements); with `"newest"`, transformers is the
+    newest PyPI release instead of this environment's (skipped when PyPI is unreachable, unless CI sets
+    TOKCOM_REQUIRE_NEWEST=1)."""
+    newest = ("transformers",) if transformers_release == "newest" else ()
+    try:
+        return build_isolated_env(tmp_path / "venv", packages, newest)
+    except RuntimeError as error:  # no PyPI here; CI has it and sets TOKCOM_REQUIRE_NEWEST=1
+        if os.environ.get("TOKCOM_REQUIRE_NEWEST") == "1":
+            raise
+        pytest.skip(str(error))
+
+
+def run_cards_snippet(python, folder, repo_id: str, tmp_path) -> str:
+    """Run the Python usage snippet of `folder`'s card (loading `folder` where it says `repo_id`) with `python`,
+    offline, then check there that `tokcom` is not importable and that `AutoModel` loads a remote-code class;
+    returns its stdout."""
+    text = ModelCard.load(folder / "README.md").text
+    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1).replace(repo_id, str(folder))
+    check = ("\nimport importlib.util\nassert importlib.util.find_spec('tokcom') is None\n"
+             "from transformers import AutoModel\nm = AutoModel.from_pretrained(" + repr(str(folder))
+             + ", trust_remote_code=True)\nassert type(m).__module__.startswith('transformers_modules'), type(m)\n"
+             "print('AUTOMODEL', type(m).__name__)\n")  # fmt: skip
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run([str(python), "-c", snippet + check], env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +125,9 @@ def test_exported_repo_loads_and_answers_without_tokcom_installed(exported, tmp_
     import transformers
     from transformers import pipeline
 
-    newest = ("transformers",) if transformers_release == "newest" else ()
-    try:
-        python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"], newest)
-    except RuntimeError as error:  # no PyPI here; CI has it and sets TOKCOM_REQUIRE_NEWEST=1
-        if os.environ.get("TOKCOM_REQUIRE_NEWEST") == "1":
-            raise
-        pytest.skip(str(error))
+    python = isolated_python(tmp_path, ["torch", "transformers", "peft", "numpy", "scipy"], transformers_release)
     version = installed_version(python, "transformers")
-    if newest:
+    if transformers_release == "newest":
         print(f"isolated env runs transformers {version} (this environment: {transformers.__version__})")
     else:
         assert version == transformers.__version__
@@ -114,13 +151,9 @@ def test_exported_repo_loads_and_answers_without_tokcom_installed(exported, tmp_
 
 @pytest.mark.slow
 def test_the_cards_usage_snippet_runs_in_the_isolated_env(exported, tmp_path):
-    python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"])
-    text = ModelCard.load(exported / "README.md").text
-    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1).replace("tokcom/tokcom-avqa-tiny", str(exported))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "TRANSFORMERS_VERBOSITY": "error"}
-    result = subprocess.run([str(python), "-c", snippet], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "'answer':" in result.stdout and "'bandwidth_hz':" in result.stdout
+    python = isolated_python(tmp_path, ["torch", "transformers", "peft", "numpy", "scipy"])
+    stdout = run_cards_snippet(python, exported, "tokcom/tokcom-avqa-tiny", tmp_path)
+    assert "'answer':" in stdout and "'bandwidth_hz':" in stdout
 
 
 def test_export_refuses_an_existing_folder_and_leaves_no_partial_output(exported, tmp_path):
@@ -209,21 +242,82 @@ def test_exported_taichi_runs_its_cards_snippet_without_tokcom(exported_taichi, 
     config = json.loads((exported_taichi / "config.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_taichi.TaiChiForConditionalGeneration"
     assert set(config["custom_pipelines"]) == {"token-comm-vqa", "token-comm-image-to-text", "token-comm-text-classification"}
-    newest = ("transformers",) if transformers_release == "newest" else ()
-    try:
-        python = build_isolated_env(tmp_path / "venv", ["torch", "transformers", "peft", "numpy", "scipy"], newest)
-    except RuntimeError as error:
-        if os.environ.get("TOKCOM_REQUIRE_NEWEST") == "1":
-            raise
-        pytest.skip(str(error))
-    text = ModelCard.load(exported_taichi / "README.md").text
-    snippet = re.search(r"```python\n(.*?)```", text, re.S).group(1).replace("tokcom/taichi-tiny", str(exported_taichi))
-    check = ("\nimport importlib.util\nassert importlib.util.find_spec('tokcom') is None\n"
-             "from transformers import AutoModel\nm = AutoModel.from_pretrained(" + repr(str(exported_taichi))
-             + ", trust_remote_code=True)\nassert type(m).__module__.startswith('transformers_modules'), type(m)\n")  # fmt: skip
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"), TRANSFORMERS_VERBOSITY="error")
-    result = subprocess.run([str(python), "-c", snippet + check], env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "'answer':" in result.stdout and "'generated_text':" in result.stdout and "'label':" in result.stdout
+    python = isolated_python(tmp_path, ["torch", "transformers", "peft", "numpy", "scipy"], transformers_release)
+    stdout = run_cards_snippet(python, exported_taichi, "tokcom/taichi-tiny", tmp_path)
+    assert "'answer':" in stdout and "'generated_text':" in stdout and "'label':" in stdout
+
+
+@pytest.fixture(scope="module")
+def exported_unitocom(tmp_path_factory):
+    """A tiny untrained UniToComModel (4 image tokens of 32x32 images, 2 audio tokens per 0.96 s window) with its
+    processor, exported."""
+    import torch
+
+    from tokcom.modeling import UniToComConfig, UniToComModel
+    from tokcom.modeling.processing_unitocom import UniToComProcessor
+    from tokcom.training.tokenization import build_word_tokenizer
+
+    source = tmp_path_factory.mktemp("unitocom_source")
+    config = UniToComConfig.tiny(image_tokenizer_config={"num_tokens": 4}, audio_tokenizer_config={"num_tokens": 2},
+                                 max_new_tokens=3)  # fmt: skip
+    torch.manual_seed(0)
+    UniToComModel(config).save_pretrained(source)
+    tokenizer = build_word_tokenizer(["is there a red cube ?", "a small red cube", "yes no two"])
+    UniToComProcessor.from_model_config(config, tokenizer).save_pretrained(source)
+    return export_model(source, tmp_path_factory.mktemp("hub") / "unitocom-tiny", repo_id="tokcom/unitocom-tiny")
+
+
+UNITOCOM_PIPELINES = {
+    "token-comm-vqa": "token_comm_vqa.TokenCommVQAPipeline",  # dispatches to UniToComVQAPipeline for a UniToCom model
+    "token-comm-text-to-image": "token_comm_unitocom.TokenCommTextToImagePipeline",
+    "token-comm-asr": "token_comm_unitocom.TokenCommASRPipeline",
+}
+
+
+def test_exported_unitocom_repo_has_its_code_config_and_card(exported_unitocom):
+    """UniToCom's Hub repo: the modules its model, processor and three pipelines import (the diffusion head, the
+    tokenizers, the links; not TokCom's or TaiChi's models), `auto_map` and `custom_pipelines` for its tasks, and a
+    card that names diffusers among the requirements (only this family's code needs it)."""
+    names = {p.name for p in exported_unitocom.iterdir()}
+    shipped = remote_code_files(FAMILIES["unitocom"])
+    assert set(REQUIRED_FILES) <= names and set(shipped) <= names
+    assert {"modeling_unitocom.py", "diffusion_head.py", "tokenization_unitocom.py", "processing_unitocom.py",
+            "token_comm_unitocom.py", "channel_coding.py"} <= set(shipped)  # fmt: skip
+    assert not {"modeling_tokcom.py", "modeling_taichi.py", "lora.py"} & names
+    for name in shipped:
+        assert not re.search(r"^\s*(from|import)\s+tokcom\b", (exported_unitocom / name).read_text(), re.MULTILINE), name
+    config = json.loads((exported_unitocom / "config.json").read_text())
+    assert config["model_type"] == "unitocom"
+    assert config["auto_map"] == {"AutoConfig": "configuration_unitocom.UniToComConfig",
+                                  "AutoModel": "modeling_unitocom.UniToComModel"}  # fmt: skip
+    assert {task: spec["impl"] for task, spec in config["custom_pipelines"].items()} == UNITOCOM_PIPELINES
+    assert all(spec["pt"] == ["AutoModel"] for spec in config["custom_pipelines"].values())
+
+    requirements = remote_code_requirements({name: exported_unitocom / name for name in shipped})
+    assert {"diffusers", "pillow", "torch", "transformers"} <= set(requirements) and "peft" not in requirements
+    assert "diffusers" not in remote_code_requirements(remote_code_files(FAMILIES["taichi"]))
+    assert "diffusers" not in remote_code_requirements(REMOTE_CODE_FILES)
+    data = validate_model_card(exported_unitocom / "README.md")
+    assert data.pipeline_tag == "visual-question-answering" and "text-to-image" in data.tags
+    text = ModelCard.load(exported_unitocom / "README.md").text
+    usage = text[text.index("## Usage"):text.index("```python")]  # "Without installing anything but `torch`, ..."
+    named = [name for name in re.findall(r"`([\w.-]+)`", usage) if name in requirement_closure(requirements)]
+    assert "diffusers" in named and set(requirements) <= requirement_closure(named)  # what the card names suffices
+    for task in UNITOCOM_PIPELINES:
+        assert f'pipeline("{task}", model="tokcom/unitocom-tiny", trust_remote_code=True)' in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transformers_release", ["installed", "newest"])
+def test_exported_unitocom_runs_its_cards_snippet_without_tokcom(exported_unitocom, tmp_path, transformers_release):
+    """UniToCom's card snippet (VQA on an image, text-to-image to a PIL image, ASR on 1 s of 16 kHz audio) runs where
+    only the exported code's requirements are installed: torch, transformers, numpy, scipy, diffusers (the diffusion
+    head's schedulers; transformers checks it when loading the model code) and pillow, with this environment's
+    transformers and with the newest release."""
+    shipped = {name: exported_unitocom / name for name in remote_code_files(FAMILIES["unitocom"])}
+    python = isolated_python(tmp_path, remote_code_requirements(shipped), transformers_release)
+    stdout = run_cards_snippet(python, exported_unitocom, "tokcom/unitocom-tiny", tmp_path)
+    assert "{'answer': " in stdout and "'transmission': {'image': {'tokens': 4," in stdout  # VQA
+    assert "\n(32, 32)\n" in stdout  # text-to-image: the generated PIL image's size
+    assert "{'text': " in stdout and "'transmission': {'audio': {'tokens': 8," in stdout  # ASR: 4 windows x 2 tokens
+    assert "AUTOMODEL UniToComModel" in stdout

@@ -13,6 +13,10 @@ trust_remote_code=True)` work where `tokcom` is not installed.
 ['AutoConfig', 'AutoModel']
 >>> validate_model_card(out / "README.md").pipeline_tag
 'visual-question-answering'
+
+Every family of `tokcom.registry.FAMILIES` with a processor exports this way (TokCom, TaiChi, UniToCom): the code
+files, `auto_map` and `custom_pipelines` come from the registry and the import graph, the card from
+`tokcom.training.model_card.render_model_card` (which renders each family's card).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import json
 import os
 import re
 import shutil
+import sys
+from importlib import metadata
 from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
@@ -70,6 +76,25 @@ def _module_path(dotted_module: str) -> Path:
     if len(parts) != 3 or parts[0] != "tokcom" or parts[1] not in _CODE_PACKAGES:
         raise ValueError(f"Remote code must live in tokcom.modeling or tokcom.pipelines, got {dotted_module}.")
     return Path(_CODE_PACKAGES[parts[1]].__file__).parent / f"{parts[2]}.py"
+
+
+def remote_code_requirements(code_files: dict[str, Path]) -> list[str]:
+    """The distributions (pip names, sorted) that the shipped `code_files` import, as transformers sees them: its
+    `get_imports` (every `import` / `from X import` outside `try` blocks, at the top or inside a function) is what
+    `from_pretrained(..., trust_remote_code=True)` checks, so a module imported lazily is still required. The
+    standard library and `tokcom` (rewritten to relative imports) are left out; import names are mapped to their
+    installed distributions (`PIL` -> `pillow`).
+
+    >>> remote_code_requirements(remote_code_files(FAMILIES["unitocom"]))
+    ['diffusers', 'huggingface-hub', 'numpy', 'pillow', 'scipy', 'torch', 'transformers']
+    """
+    from packaging.utils import canonicalize_name
+    from transformers.dynamic_module_utils import get_imports
+
+    distributions = metadata.packages_distributions()
+    modules = {name for path in code_files.values() for name in get_imports(path)}
+    modules -= {"tokcom", "__future__", *sys.stdlib_module_names}
+    return sorted({canonicalize_name(distributions.get(name, [name])[0]) for name in modules})
 
 
 def auto_map(family: Family) -> dict[str, str]:
@@ -173,10 +198,11 @@ def export_model(
     results: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write the Hub repo of a TokComForAVQA checkpoint into `output_dir` and return it.
+    """Write the Hub repo of a checkpoint of a family of `tokcom.registry.FAMILIES` (TokCom, TaiChi, UniToCom) into
+    `output_dir` and return it.
 
     Args:
-        model: a checkpoint folder or Hub repo id; `None` or `"default"` is the embedded default.
+        model: a checkpoint folder or Hub repo id; `None` or `"default"` is the embedded default (TokCom's).
         output_dir: the folder to create; it must not exist unless `overwrite=True`. The repo is written to a
             temporary sibling and moved into place at the end, so a failure leaves nothing half-written.
         repo_id: what the card's usage snippet loads (default: the output folder's name).
@@ -365,6 +391,7 @@ __all__ = [
     "publish_folder",
     "publish_plan",
     "remote_code_files",
+    "remote_code_requirements",
     "check_model_folder",
     "resolve_model",
     "upload_files",
