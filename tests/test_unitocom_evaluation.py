@@ -98,3 +98,43 @@ def test_tokcom_evaluate_runs_a_unitocom_task(micro_run, tmp_path):
                  "--output", str(out)])  # fmt: skip
     assert code == 0
     assert json.loads(out.read_text())["results"][0]["wer"] >= 0.0
+
+
+def test_build_default_evaluates_every_task_fits_phi_and_writes_the_card(micro_run, tmp_path):
+    """`build_default_unitocom --skip-training` on a micro-trained model: the three sweeps, the fitted phi of the
+    image and audio links in the config (then the pipelines' network mode runs the allocator), the results file,
+    the reader beside the weights, and a card whose tables come from the summary."""
+    import numpy as np
+    from huggingface_hub import ModelCard
+    from transformers import pipeline
+
+    from tokcom.modeling import UniToComModel
+    from tokcom.training.build_default_unitocom import EVAL_SNRS_DB, build_default
+    from tokcom.training.shapes_reader import ShapesAttributeReader
+
+    work, final = micro_run
+    torch.manual_seed(0)
+    ShapesAttributeReader().save_pretrained(work / "shapes_reader")
+    summary = build_default("unitocom_tiny", work, tmp_path / "results", install=False, skip_training=True, num_samples=8)
+    assert set(summary["tasks"]) == {"vqa", "asr", "text_to_image"}
+    assert len(summary["tasks"]["vqa"]["results"]) == 2 * len(EVAL_SNRS_DB)  # AWGN, Rayleigh
+    assert summary["tasks"]["asr"]["results"][0]["wer"] >= 0.0
+    image_row = summary["tasks"]["text_to_image"]["results"][0]
+    assert 0.0 <= image_row["attribute_accuracy"] <= 1.0 and np.isfinite(image_row["fid"])
+    assert "tokenizer_reconstruction" in summary["tasks"]["text_to_image"]["image_baselines"]
+    saved = json.loads((tmp_path / "results" / "evaluation.json").read_text())
+    assert saved["tasks"]["asr"]["results"][0]["wer"] == summary["tasks"]["asr"]["results"][0]["wer"]
+    assert (final / "shapes_reader" / "model.safetensors").is_file()
+    fit = summary["performance_model_fit"]
+    assert [row["tokens"] for row in fit["measurements"]["image"]] == [1, 2, 4, 8]
+    assert UniToComModel.from_pretrained(final).config.performance_model == fit["performance_model"]
+    card = ModelCard.load(final / "README.md")
+    assert "build_default_unitocom" in card.text and "tiny embedded default" in card.text
+    assert "not Inception FID" in card.text and "constant transcript wer" in card.text
+    assert {r.task_type for r in card.data.eval_results} == {"visual-question-answering", "automatic-speech-recognition",
+                                                             "text-to-image"}  # fmt: skip
+    vqa = pipeline("token-comm-vqa", model=str(final))
+    network = {"bandwidth_hz": 1e6, "power_dbm": 20.0, "weight": 0.5, "devices": [{"name": "image", "distance_km": 0.3}]}
+    out = vqa({"image": np.zeros((32, 32, 3), np.uint8), "question": "is there a cube"}, network=network, seed=0,
+              max_new_tokens=2)  # fmt: skip
+    assert out["transmission"]["method"] == "proposed" and 1 <= out["transmission"]["image"]["tokens"] <= 8

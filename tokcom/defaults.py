@@ -9,6 +9,7 @@ DEFAULT_AVQA_MODEL = "tokcom-avqa-tiny"
 BUILD_COMMANDS = {  # embedded default -> the one command that trains, evaluates and installs it
     "tokcom-avqa-tiny": "python -m tokcom.training.build_default --install",
     "taichi-tiny": "python -m tokcom.training.build_default_taichi --install",
+    "unitocom-tiny": "python -m tokcom.training.build_default_unitocom --install",
 }
 
 

@@ -98,6 +98,7 @@ FAMILIES: dict[str, Family] = {
         tasks=("token-comm-vqa", "token-comm-text-to-image", "token-comm-asr"),
         stages_module="tokcom.training.stages_unitocom",
         evaluator_class="tokcom.training.evaluate_unitocom.UniToComEvaluator",
+        space_samples="tokcom.space.write_unitocom_samples",
         paper="unitocom-genib.txt",
     ),
 }

@@ -49,7 +49,6 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
     ceiling = text_ceiling(work_dir / "stages" / "pretrain_text", num_samples=num_samples)
     command = f"python -m tokcom.training.build_default --recipe {recipe_name} --num-samples {num_samples}"
     training_log = json.loads((work_dir / "training_log.json").read_text())
-    results_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "command": command,
         "training_seconds": training_seconds,
@@ -59,11 +58,20 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         "evaluation": reports,
         "text_ceiling": ceiling,
     }
-    for folder in (results_dir, model_dir):  # the checkpoint carries its own results (the exported card reads them)
+    return finish_build(summary, model_dir, results_dir, training_log, DEFAULT_AVQA_MODEL, install)  # 4., 5.
+
+
+def finish_build(summary: dict, model_dir: Path, results_dir: Path, training_log: dict | None, name: str,
+                 install: bool, extra_folders: tuple[str, ...] = ()) -> dict:  # fmt: skip
+    """The last steps of every `build_default*`: `evaluation.json` into the results folder and the checkpoint (it
+    carries its own results; the exported card reads them), the model card from `summary` (its `command`), and
+    with `install` the copy into `tokcom/checkpoints/<name>/`. Returns `summary`."""
+    Path(results_dir).mkdir(parents=True, exist_ok=True)
+    for folder in (Path(results_dir), Path(model_dir)):
         (folder / "evaluation.json").write_text(json.dumps(summary, indent=2))
-    write_model_card(model_dir, summary, command, training_log, name=DEFAULT_AVQA_MODEL)  # 4.
-    if install:  # 5.
-        install_checkpoint(model_dir, DEFAULT_AVQA_MODEL)
+    write_model_card(model_dir, summary, summary["command"], training_log, name=name)
+    if install:
+        install_checkpoint(model_dir, name, extra_folders)
     return summary
 
 
@@ -83,15 +91,22 @@ def install_checkpoint(model_dir: Path, name: str, extra_folders: tuple[str, ...
     return target
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", default="tokcom_avqa_tiny")
-    parser.add_argument("--work-dir", default="runs/default")
-    parser.add_argument("--results-dir", default=str(RESULTS_DIR))
-    parser.add_argument("--num-samples", type=int, default=2000, help="held-out questions per SNR")
+def build_parser(doc: str, recipe: str, work_dir: str, results_dir: Path, num_samples: int,
+                 samples_help: str) -> argparse.ArgumentParser:  # fmt: skip
+    """The command line every `build_default*` module shares: recipe, work and results folders, held-out sample
+    count, `--install`, `--skip-training` (reuse the trained models in the work folder)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--recipe", default=recipe)
+    parser.add_argument("--work-dir", default=work_dir)
+    parser.add_argument("--results-dir", default=str(results_dir))
+    parser.add_argument("--num-samples", type=int, default=num_samples, help=samples_help)
     parser.add_argument("--install", action="store_true", help="copy the checkpoint into tokcom/checkpoints/")
-    parser.add_argument("--skip-training", action="store_true", help="reuse <work-dir>/model")
-    args = parser.parse_args(argv)
+    parser.add_argument("--skip-training", action="store_true", help="reuse the trained models in <work-dir>")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser(__doc__, "tokcom_avqa_tiny", "runs/default", RESULTS_DIR, 2000, "held-out questions per SNR").parse_args(argv)
     summary = build_default(args.recipe, Path(args.work_dir), Path(args.results_dir), args.install, args.skip_training, args.num_samples)
     print("text ceiling", round(summary["text_ceiling"]["accuracy"], 3))
     for channel, report in summary["evaluation"].items():

@@ -19,17 +19,15 @@ Steps:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from tokcom.training.build_default import install_checkpoint
+from tokcom.training.build_default import build_parser, finish_build
 from tokcom.training.engine import train
 from tokcom.training.evaluation import sweep
 from tokcom.training.evaluate_taichi import TaiChiEvaluator, TextCeilingEvaluator, fit_visual_performance_model
-from tokcom.training.model_card import write_model_card
 from tokcom.training.recipe import load_recipe
 
 DEFAULT_NAME = "taichi-tiny"
@@ -90,24 +88,11 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         "without_joint_coding": without_joint,
         "text_ceiling": text_ceiling,
     }
-    results_dir.mkdir(parents=True, exist_ok=True)
-    for folder in (results_dir, model_dir):  # 3.
-        (folder / "evaluation.json").write_text(json.dumps(summary, indent=2))
-    write_model_card(model_dir, summary, command, training_log, name=DEFAULT_NAME)
-    if install:  # 4.
-        install_checkpoint(model_dir, DEFAULT_NAME)
-    return summary
+    return finish_build(summary, model_dir, results_dir, training_log, DEFAULT_NAME, install)  # 3., 4.
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recipe", default="taichi_tiny")
-    parser.add_argument("--work-dir", default="runs/taichi")
-    parser.add_argument("--results-dir", default=str(RESULTS_DIR))
-    parser.add_argument("--num-samples", type=int, default=1000, help="held-out samples per task and SNR")
-    parser.add_argument("--install", action="store_true", help="copy the checkpoint into tokcom/checkpoints/")
-    parser.add_argument("--skip-training", action="store_true", help="reuse <work-dir>/model")
-    args = parser.parse_args(argv)
+    args = build_parser(__doc__, "taichi_tiny", "runs/taichi", RESULTS_DIR, 1000, "held-out samples per task and SNR").parse_args(argv)
     summary = build_default(args.recipe, Path(args.work_dir), Path(args.results_dir), args.install, args.skip_training,
                             args.num_samples)  # fmt: skip
     for task, report in summary["tasks"].items():

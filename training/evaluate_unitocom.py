@@ -92,12 +92,13 @@ class UniToComEvaluator(Evaluator):
     the shapes-world attribute reader for `text_to_image` (default: the checkpoint's `shapes_reader/`)."""
 
     def __init__(self, model, processor, recipe, corpus, task, count, model_path, batch_size=64, reader=None,
-                 num_inference_steps=None):  # fmt: skip
+                 num_inference_steps=None, num_tokens=None):  # fmt: skip
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
         self.model, self.processor, self.recipe, self.corpus = model, processor, recipe, corpus
         self.task, self.count, self.model_path, self.batch_size = task, count, model_path, batch_size
         self.num_inference_steps = num_inference_steps
+        self.num_tokens = num_tokens  # tokens sent per image / audio window (the rest: 0, the prior mean); None: all
         self.metrics = {"vqa": ("accuracy",), "asr": ("wer",), "text_to_image": ("text_to_image",)}[task]
         self.groups = None
         if task == "vqa":
@@ -106,7 +107,9 @@ class UniToComEvaluator(Evaluator):
         elif task == "asr":
             self.references = corpus.transcripts[:count]
         else:
-            if reader is None or not Path(reader, "config.json").is_file():
+            from tokcom.training.shapes_reader import CONFIG_FILE
+
+            if reader is None or not Path(reader, CONFIG_FILE).is_file():
                 raise FileNotFoundError(f"text_to_image needs the shapes-world attribute reader; none at {reader} "
                                         "(train one with `tokcom.training.shapes_reader.train_attribute_reader`).")  # fmt: skip
             self.reader = str(reader)
@@ -115,7 +118,7 @@ class UniToComEvaluator(Evaluator):
 
     @classmethod
     def from_checkpoint(cls, model_path, num_samples=None, split="test", task="vqa", batch_size=64, reader=None,
-                        num_inference_steps=None):  # fmt: skip
+                        num_inference_steps=None, num_visual_tokens=None, num_audio_tokens=None):  # fmt: skip
         from tokcom.training.stages_unitocom import UniToComCorpus
 
         if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
@@ -134,9 +137,22 @@ class UniToComEvaluator(Evaluator):
         available = {"vqa": len(corpus.questions), "asr": len(corpus.transcripts), "text_to_image": len(corpus.images)}
         count = available[task] if num_samples is None else min(num_samples, available[task])
         reader = Path(model_path) / READER_FOLDER if reader is None else reader
-        return cls(model, processor, recipe, corpus, task, count, model_path, batch_size, reader, num_inference_steps)
+        num_tokens = {"vqa": num_visual_tokens, "asr": num_audio_tokens}.get(task)
+        if num_tokens is not None:
+            maximum = model.tokenizer("image" if task == "vqa" else "audio").config.num_tokens
+            if isinstance(num_tokens, bool) or not isinstance(num_tokens, int) or not 1 <= num_tokens <= maximum:
+                name = "num_visual_tokens" if task == "vqa" else "num_audio_tokens"
+                raise ValueError(f"`{name}` must be an integer in [1, {maximum}], got {num_tokens!r}.")
+        return cls(model, processor, recipe, corpus, task, count, model_path, batch_size, reader, num_inference_steps,
+                   num_tokens)  # fmt: skip
 
     # ------------------------------------------------------------------ one batch of each task
+
+    def budget(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`(batch, S_m, dim)` received tokens with those beyond `num_tokens` set to 0 (not sent; as the pipelines)."""
+        if self.num_tokens is not None and self.num_tokens < tokens.shape[1]:
+            tokens[:, self.num_tokens :] = 0.0
+        return tokens
 
     def _vqa(self, rows, link, generator):
         from tokcom.training.stages_unitocom import pack
@@ -145,7 +161,7 @@ class UniToComEvaluator(Evaluator):
         batch = self.processor.pack([[self.processor.image_token_id] * self.processor.num_image_tokens + ids
                                      for ids in self.processor.encode_texts(questions, "question")])  # fmt: skip
         images = self.corpus.images[[row["image_index"] for row in rows]].float() / 255.0
-        tokens = self.model.send("image", images, generator=generator, **link)
+        tokens = self.budget(self.model.send("image", images, generator=generator, **link))
         out = self.model.generate_text(**batch, image_tokens=tokens, return_dict_in_generate=True)
         train = pack(self.processor.tokenizer, self.model.config.image_token_id, tokens.shape[1], questions,
                      [row["answer"] for row in rows])  # fmt: skip
@@ -159,7 +175,7 @@ class UniToComEvaluator(Evaluator):
         batch_size, windows = speech.shape[:2]
         snr = link.get("snr_db")
         snr = None if snr is None else torch.full((batch_size * windows,), float(snr))
-        tokens = self.model.send("audio", speech.flatten(0, 1), generator=generator, **{**link, "snr_db": snr})
+        tokens = self.budget(self.model.send("audio", speech.flatten(0, 1), generator=generator, **{**link, "snr_db": snr}))
         tokens = tokens.reshape(batch_size, windows * tokens.shape[1], tokens.shape[2])
         width = tokens.shape[1]
         batch = self.processor.pack([[self.processor.audio_token_id] * width] * batch_size)
@@ -202,6 +218,7 @@ class UniToComEvaluator(Evaluator):
         return {"model": str(self.model_path), "split": "test", "num_samples": self.count, "unitocom_task": self.task,
                 "num_image_tokens": self.model.config.image_tokenizer_config.num_tokens,
                 "num_audio_tokens_per_window": self.model.config.audio_tokenizer_config.num_tokens,
+                "num_tokens_sent": self.num_tokens or "all",
                 "text_link": "ideal"}  # fmt: skip
 
     def baselines(self) -> dict:
@@ -251,4 +268,26 @@ class UniToComEvaluator(Evaluator):
         return {"image_baselines": out}
 
 
-__all__ = ["PIPELINE_TASKS", "READER_FOLDER", "TASKS", "UniToComEvaluator", "text_to_image_metrics", "word_error_rate"]
+def fit_performance_models(model_path, num_samples: int = 300, snr_db: float = 20.0, budgets=(1, 2, 4, 8, 16, 32)) -> dict:
+    """phi_m(s) = (alpha/s)^beta + gamma (eq. 15 of the TokCom letter) of UniToCom's image and audio links, for the
+    pipelines' `network=` mode: the held-out answer loss (validation split, `snr_db` AWGN) of VQA at each image
+    token budget and of ASR at each audio budget per window, fitted with the allocator's `fit_performance_model`.
+
+    Returns `{"snr_db", "measurements": {link: [{"tokens", "loss"}]}, "performance_model": {link: phi}}`; the caller
+    writes `performance_model` into the config."""
+    from tokcom.pipelines.allocation import fit_performance_model
+
+    measurements, phi = {}, {}
+    for link, task, option in (("image", "vqa", "num_visual_tokens"), ("audio", "asr", "num_audio_tokens")):
+        evaluator = UniToComEvaluator.from_checkpoint(model_path, num_samples=num_samples, split="validation", task=task)
+        maximum = evaluator.model.tokenizer(link).config.num_tokens
+        rows = []
+        for budget in sorted({int(b) for b in budgets if 1 <= int(b) <= maximum}):
+            evaluator.num_tokens = budget
+            rows.append({"tokens": budget, "loss": evaluator.predict(snr_db, "awgn", seed=0, progress=False)["loss"]})
+        measurements[link] = rows
+        phi[link] = fit_performance_model([r["tokens"] for r in rows], [r["loss"] for r in rows])
+    return {"snr_db": snr_db, "measurements": measurements, "performance_model": phi}
+
+
+__all__ = ["PIPELINE_TASKS", "fit_performance_models", "READER_FOLDER", "TASKS", "UniToComEvaluator", "text_to_image_metrics", "word_error_rate"]
