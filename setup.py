@@ -58,7 +58,7 @@ setup(
     package_dir=PACKAGE_DIRS,
     package_data={
         "tokcom.training": ["recipes/*.json"],
-        "tokcom": ["checkpoints/*/*"],
+        "tokcom": ["checkpoints/*/*", "checkpoints/*/*/*"],  # a default's files and its subfolders (UniToCom's reader)
         "tokcom.spaces": ["requirements.txt", "README.md"],
     },
     include_package_data=True,

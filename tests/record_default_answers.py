@@ -3,6 +3,7 @@
 
     .venv/bin/python tests/record_default_answers.py            # -> tests/data/default_answers.json (TokCom)
     .venv/bin/python tests/record_default_answers.py taichi     # -> tests/data/default_answers_taichi.json
+    .venv/bin/python tests/record_default_answers.py unitocom   # -> tests/data/default_answers_unitocom.json
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 OUTPUT = Path(__file__).parent / "data" / "default_answers.json"
 TAICHI_OUTPUT = Path(__file__).parent / "data" / "default_answers_taichi.json"
+UNITOCOM_OUTPUT = Path(__file__).parent / "data" / "default_answers_unitocom.json"
+UNITOCOM_NETWORK = {"bandwidth_hz": 1e6, "power_dbm": 20.0, "weight": 0.5, "devices": [{"name": "image", "distance_km": 0.3}]}
 TAICHI_NETWORK = {"bandwidth_hz": 1e6, "power_dbm": 20.0, "weight": 0.5, "devices": [{"name": "visual", "distance_km": 0.3}]}
 NETWORK = {
     "bandwidth_hz": 3e6,
@@ -80,13 +83,55 @@ def run_taichi() -> dict:
     }
 
 
+def run_unitocom() -> dict:
+    """The UniToCom default through its three pipelines at `snr_db=inf` (links simulated, no noise): VQA with all
+    and with 8 image tokens and in network mode, transcripts of held-out speech, and a digest of generated images
+    (their mean pixel values: the images themselves are too large to keep)."""
+    import numpy as np
+    from transformers import pipeline
+
+    from tokcom import defaults
+    from tokcom.training.evaluate_unitocom import model_recipe
+    from tokcom.training.stages_unitocom import UniToComCorpus
+
+    folder = defaults.CHECKPOINTS_DIR / "unitocom-tiny"
+    recipe = model_recipe(folder)
+    vqa = pipeline("token-comm-vqa", model=str(folder), device="cpu")
+    asr = pipeline("token-comm-asr", model=str(folder), device="cpu")
+    draw = pipeline("token-comm-text-to-image", model=str(folder), device="cpu")
+    data = {**recipe["data"], "train_scenes": 4, "test_scenes": 6, "asr_utterances": 8}
+    test = UniToComCorpus.build(data, vqa.model.config, recipe["seed"], {"vqa", "asr"}, "test")
+    images = [image.permute(1, 2, 0).numpy() for image in test.images]
+    questions = [{"image": images[q["image_index"]], "question": q["question"]} for q in test.questions[:12]]
+    import soundfile
+
+    from tokcom.training.data.spoken import SAMPLING_RATE, SpeechCache, speakers
+
+    voices = speakers(4, 2024)  # held-out sentences said by fixed espeak-ng voices
+    waves = [soundfile.read(SpeechCache(None).flac(text, voices[i]), dtype="float32")[0]
+             for i, text in enumerate(test.transcripts[:4])]  # fmt: skip
+    inf = float("inf")
+    drawn = draw([test.captions[i][0] for i in range(3)], seed=0, batch_size=3)
+    return {
+        "vqa_inf": vqa(questions, snr_db=inf, batch_size=6),
+        "vqa_8_tokens": vqa(questions, snr_db=inf, num_image_tokens=8, batch_size=6),
+        "vqa_network_none": vqa(questions[:2], network=UNITOCOM_NETWORK, channel_type="none", batch_size=2),
+        "asr": asr([{"array": w, "sampling_rate": SAMPLING_RATE} for w in waves], snr_db=inf, batch_size=4),
+        "images": [{"mean_pixel": float(np.asarray(out["image"], dtype=np.float64).mean()),
+                    "transmission": out["transmission"]} for out in drawn],  # fmt: skip
+    }
+
+
 if __name__ == "__main__":
     import sys
 
     import tokcom  # noqa: F401
     from transformers import pipeline
 
-    if sys.argv[1:] == ["taichi"]:
+    if sys.argv[1:] == ["unitocom"]:
+        UNITOCOM_OUTPUT.write_text(json.dumps(run_unitocom(), indent=1) + "\n")
+        print(f"wrote {UNITOCOM_OUTPUT}")
+    elif sys.argv[1:] == ["taichi"]:
         TAICHI_OUTPUT.write_text(json.dumps(run_taichi(), indent=1) + "\n")
         print(f"wrote {TAICHI_OUTPUT}")
     else:

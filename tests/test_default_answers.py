@@ -1,7 +1,7 @@
 """The shipped defaults keep their answers: on fixed inputs at `snr_db=inf` (and one network-mode call with the
 channel off), answers, scores and transmission reports equal those recorded by `tests/record_default_answers.py`
-(TokCom's before the platform refactor, in `tests/data/default_answers.json`; TaiChi's when it was installed, in
-`tests/data/default_answers_taichi.json`)."""
+(TokCom's before the platform refactor, in `tests/data/default_answers.json`; TaiChi's and UniToCom's when they were
+installed, in `tests/data/default_answers_taichi.json` and `tests/data/default_answers_unitocom.json`)."""
 
 import json
 import math
@@ -11,7 +11,7 @@ import pytest
 from transformers import pipeline
 
 import tokcom  # noqa: F401  registers the task
-from record_default_answers import OUTPUT, TAICHI_OUTPUT, run, run_taichi
+from record_default_answers import OUTPUT, TAICHI_OUTPUT, UNITOCOM_OUTPUT, run, run_taichi, run_unitocom
 
 
 def _close(recorded, measured, path="") -> None:
@@ -42,3 +42,11 @@ def test_taichi_default_answers_unchanged():
     scores and transmission reports, as recorded when it was installed."""
     recorded = json.loads(Path(TAICHI_OUTPUT).read_text())
     _close(recorded, json.loads(json.dumps(run_taichi())))
+
+
+@pytest.mark.slow
+def test_unitocom_default_answers_unchanged():
+    """`unitocom-tiny`'s VQA answers (all and 8 image tokens, network mode), transcripts of held-out speech and a
+    digest of generated images (mean pixel), with scores and transmission reports, as recorded at install time."""
+    recorded = json.loads(Path(UNITOCOM_OUTPUT).read_text())
+    _close(recorded, json.loads(json.dumps(run_unitocom())))

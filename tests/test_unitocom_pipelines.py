@@ -236,7 +236,30 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(saved, vqa, tmp_path)
         pipeline("token-comm-asr", model=UniToComModel(tiny_config()))
 
 
-@pytest.mark.parametrize("task", ["token-comm-asr", "token-comm-text-to-image"])
-def test_a_task_without_an_embedded_default_asks_for_a_model(task):
-    with pytest.raises(ValueError, match=f"{task}.*no embedded default.*model="):
-        pipeline(task)
+def test_a_task_without_an_embedded_default_asks_for_a_model():
+    """Every task has an embedded default now (`unitocom-tiny` serves ASR and text-to-image); a task registered
+    without one answers `pipeline(task)` with a ValueError asking for `model=` (transformers unpacks the default)."""
+    from tokcom.registration import NoEmbeddedDefault
+
+    with pytest.raises(ValueError, match="token-comm-x.*no embedded default.*model="):
+        model, revision = NoEmbeddedDefault("token-comm-x")
+
+
+@pytest.mark.slow
+def test_the_embedded_default_serves_asr_and_text_to_image_without_model():
+    """`pipeline("token-comm-asr")` and `pipeline("token-comm-text-to-image")` load the installed `unitocom-tiny`;
+    a held-out espeak-ng utterance is transcribed close to its text, and a prompt gives a 32x32 image."""
+    import jiwer
+    import soundfile
+
+    from tokcom.training.data.spoken import SAMPLING_RATE, SpeechCache, speakers
+
+    asr = pipeline("token-comm-asr")
+    assert asr.model.name_or_path.endswith("unitocom-tiny")
+    texts = ["there is a small red rubber cube", "how many blue spheres are there"]
+    voices = speakers(2, 77)
+    waves = [soundfile.read(SpeechCache(None).flac(t, v), dtype="float32")[0] for t, v in zip(texts, voices)]
+    outs = asr([{"array": w, "sampling_rate": SAMPLING_RATE} for w in waves], snr_db=20.0, seed=0)
+    assert jiwer.wer(texts, [o["text"] for o in outs]) < 0.5, [o["text"] for o in outs]
+    image = pipeline("token-comm-text-to-image")("a large red metal cube", seed=0)["image"]
+    assert image.size == (32, 32)

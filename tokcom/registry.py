@@ -93,6 +93,7 @@ FAMILIES: dict[str, Family] = {
         model_type="unitocom",
         config_class="tokcom.modeling.configuration_unitocom.UniToComConfig",
         model_class="tokcom.modeling.modeling_unitocom.UniToComModel",
+        default_checkpoint="unitocom-tiny",  # built by `python -m tokcom.training.build_default_unitocom --install`
         auto_classes=("AutoModel",),
         processor_class="tokcom.modeling.processing_unitocom.UniToComProcessor",
         tasks=("token-comm-vqa", "token-comm-text-to-image", "token-comm-asr"),
