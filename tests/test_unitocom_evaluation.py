@@ -138,3 +138,21 @@ def test_build_default_evaluates_every_task_fits_phi_and_writes_the_card(micro_r
     out = vqa({"image": np.zeros((32, 32, 3), np.uint8), "question": "is there a cube"}, network=network, seed=0,
               max_new_tokens=2)  # fmt: skip
     assert out["transmission"]["method"] == "proposed" and 1 <= out["transmission"]["image"]["tokens"] <= 8
+
+
+def test_tokcom_evaluate_prints_text_to_image_without_a_loss_and_refuses_a_unitocom_phi_fit(micro_run, tmp_path, capsys):
+    """Text-to-image reports have no loss (the CLI's table leaves the column out); `--fit-performance-model` fits
+    TokCom's phi only and names UniToCom's build command instead (exit 2, nothing written)."""
+    from tokcom.cli import main
+    from tokcom.training.evaluate_unitocom import READER_FOLDER
+    from tokcom.training.shapes_reader import ShapesAttributeReader
+
+    _, final = micro_run
+    if not (final / READER_FOLDER).is_dir():
+        ShapesAttributeReader().save_pretrained(final / READER_FOLDER)
+    assert main(["evaluate", "--model", str(final), "--task", "text_to_image", "--snr-db", "20", "--num-samples", "4"]) == 0
+    header = [line for line in capsys.readouterr().out.splitlines() if "SNR [dB]" in line][0]
+    assert "attribute_accuracy" in header and "loss" not in header
+    code = main(["evaluate", "--model", str(final), "--fit-performance-model", "--fit-output", str(tmp_path / "fit")])
+    assert code == 2 and "build_default_unitocom" in capsys.readouterr().err
+    assert not (tmp_path / "fit").exists()

@@ -97,6 +97,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tokcom.hub import resolve_model
 
     model = resolve_model(args.model)  # the embedded default without --model; garbage files named in one line
+    if args.fit_performance_model:
+        from transformers import AutoConfig
+
+        model_type = AutoConfig.from_pretrained(model).model_type
+        if model_type != "tokcom":  # TaiChi's and UniToCom's phi are fitted by their build commands
+            raise ValueError(f"`--fit-performance-model` fits TokCom's phi; a {model_type} checkpoint gets its phi from "
+                             f"its build command (`python -m tokcom.training.build_default_{model_type}`).")
     options = {"num_samples": args.num_samples, "split": args.split}
     options.update({k: v for k, v in (("num_visual_tokens", args.num_visual_tokens), ("num_audio_tokens", args.num_audio_tokens),
                                       ("task", args.task)) if v is not None})  # fmt: skip
@@ -114,10 +121,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tokcom.training.evaluation import METRICS
 
     fields = [METRICS[name][1] for name in report["metrics"]]
-    print(f"{'channel':>9} {'SNR [dB]':>9} " + " ".join(f"{field:>9}" for field in fields) + f" {'loss':>8}")
+    has_loss = all("loss" in row for row in report["results"])  # text-to-image has no loss
+    print(f"{'channel':>9} {'SNR [dB]':>9} " + " ".join(f"{field:>9}" for field in fields) + (f" {'loss':>8}" if has_loss else ""))
     for row in report["results"]:
         values = " ".join(f"{row[field]:>9.3f}" for field in fields)
-        print(f"{row['channel_type']:>9} {row['snr_db']:>9.1f} {values} {row['loss']:>8.4f}")
+        print(f"{row['channel_type']:>9} {row['snr_db']:>9.1f} {values}" + (f" {row['loss']:>8.4f}" if has_loss else ""))
     baseline = report.get("question_only_baseline")
     if baseline is not None:
         overall = baseline.get("accuracy", baseline.get("overall"))
