@@ -149,6 +149,29 @@ def task_results(task: str, report: dict, extra_fields: tuple[str, ...] = ()) ->
     return "\n\n".join(blocks)
 
 
+def task_reports(evaluation: dict | None, task_key: str) -> dict[str, dict]:
+    """`{task: report}` of a multitask family from a summary with `tasks`, or one report (named by its `task_key`
+    field, e.g. `taichi_task`; VQA when it has none), or `{}`."""
+    if not evaluation:
+        return {}
+    if "tasks" in evaluation:
+        return dict(evaluation["tasks"])
+    return {evaluation.get(task_key, "vqa"): evaluation}
+
+
+def multitask_card_parts(model_dir: Path, evaluation: dict | None, training_log: dict | None, task_key: str,
+                         datasets: dict) -> tuple[dict, list, dict | None]:  # fmt: skip
+    """What a multitask family's card reads: `(reports per task, model-index entries, recipe)`; each task's
+    entries name its dataset `datasets[task]` (task type, dataset type, dataset name; VQA's when unknown), the recipe
+    is the checkpoint's `tokcom_recipe.json`, else the training log's."""
+    reports = task_reports(evaluation, task_key)
+    results = [entry for task, report in reports.items()
+               for entry in eval_results(channel_reports(report), datasets.get(task, datasets["vqa"]))]  # fmt: skip
+    recipe_path = Path(model_dir) / "tokcom_recipe.json"
+    recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else (training_log or {}).get("recipe")
+    return reports, results, recipe
+
+
 def stages_text(recipe: dict | None, training_log: dict | None) -> str:
     if training_log:
         return "\n".join(
@@ -238,4 +261,4 @@ def write_model_card(
 
 
 __all__ = ["CARD_TAGS", "card_data", "channel_reports", "eval_results", "render_model_card", "stages_text",
-           "task_results", "write_model_card"]
+           "multitask_card_parts", "task_reports", "task_results", "write_model_card"]

@@ -6,11 +6,9 @@ evaluation-engine reports (`tokcom evaluate --task ...`), or a single report, or
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from tokcom.training.evaluation import channel_reports
-from tokcom.training.model_card import card_data, eval_results, stages_text, task_results
+from tokcom.training.model_card import card_data, multitask_card_parts, stages_text, task_results
 
 TAICHI_TAGS = ["token-communication", "semantic-communication", "visual-question-answering", "image-captioning",
                "wireless", "kan", "lora"]  # fmt: skip
@@ -71,15 +69,6 @@ keys and values never cross the link). The synthetic world is simple; these numb
 """
 
 
-def _task_reports(evaluation: dict | None) -> dict[str, dict]:
-    """`{task: report}` from a summary with `tasks`, or one report (its `taichi_task`)."""
-    if not evaluation:
-        return {}
-    if "tasks" in evaluation:
-        return dict(evaluation["tasks"])
-    return {evaluation.get("taichi_task", "vqa"): evaluation}
-
-
 def render_taichi_card(model_dir, evaluation: dict | None, command: str, training_log: dict | None = None,
                        name: str | None = None, model_id: str | None = None) -> str:  # fmt: skip
     """The card text (YAML front matter + markdown) of the TaiChi checkpoint in `model_dir`."""
@@ -90,11 +79,7 @@ def render_taichi_card(model_dir, evaluation: dict | None, command: str, trainin
     name = name or model_dir.name
     model = TaiChiForConditionalGeneration.from_pretrained(model_dir)
     config = model.config
-    reports = _task_reports(evaluation)
-    results = [entry for task, report in reports.items()
-               for entry in eval_results(channel_reports(report), DATASETS.get(task, DATASETS["vqa"]))]  # fmt: skip
-    recipe_path = model_dir / "tokcom_recipe.json"
-    recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else (training_log or {}).get("recipe")
+    reports, results, recipe = multitask_card_parts(model_dir, evaluation, training_log, "taichi_task", DATASETS)
     text = "\n\n".join(task_results(task, report) for task, report in reports.items())
     for key, title, snr in (
         ("vqa_visual_link_only", "VQA with the question over an ideal text link and the SNR on the visual link only "

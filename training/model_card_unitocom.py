@@ -6,11 +6,9 @@ evaluation-engine reports (`tokcom evaluate --task ...`, `UniToComEvaluator`), o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from tokcom.training.evaluation import channel_reports
-from tokcom.training.model_card import card_data, eval_results, stages_text, task_results
+from tokcom.training.model_card import card_data, multitask_card_parts, stages_text, task_results
 
 UNITOCOM_TAGS = ["token-communication", "semantic-communication", "visual-question-answering", "text-to-image",
                  "automatic-speech-recognition", "diffusion", "wireless"]  # fmt: skip
@@ -80,15 +78,6 @@ PROVENANCE_OTHER = """A UniToCom checkpoint with {n:,} parameters; what it was t
 the recipe below say (a checkpoint without results may be untrained)."""
 
 
-def _task_reports(evaluation: dict | None) -> dict[str, dict]:
-    """`{task: report}` from a summary with `tasks`, or one report (its `unitocom_task`)."""
-    if not evaluation:
-        return {}
-    if "tasks" in evaluation:
-        return dict(evaluation["tasks"])
-    return {evaluation.get("unitocom_task", "vqa"): evaluation}
-
-
 def _baseline_lines(task: str, report: dict) -> str:
     """The task's reference points beside its table (ideal link, constant transcript, image references)."""
     lines = []
@@ -119,11 +108,7 @@ def render_unitocom_card(model_dir, evaluation: dict | None, command: str, train
     name = name or model_dir.name
     model = UniToComModel.from_pretrained(model_dir)
     config = model.config
-    reports = _task_reports(evaluation)
-    results = [entry for task, report in reports.items()
-               for entry in eval_results(channel_reports(report), DATASETS.get(task, DATASETS["vqa"]))]  # fmt: skip
-    recipe_path = model_dir / "tokcom_recipe.json"
-    recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else (training_log or {}).get("recipe")
+    reports, results, recipe = multitask_card_parts(model_dir, evaluation, training_log, "unitocom_task", DATASETS)
     blocks = []
     for task, report in reports.items():
         extra = ("image_accuracy", "fid") if task == "text_to_image" else ()
