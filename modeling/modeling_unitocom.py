@@ -224,6 +224,33 @@ class UniToComModel(UniToComPreTrainedModel):
         snr_db = channel.snr_db if snr_db is None else snr_db
         return tokenizer.transmit(mean, snr_db, num_symbols_per_token, channel_type, generator=generator)
 
+    def receive(self, modality: str, inputs: torch.Tensor, snr_db=None, channel_type: str | None = None,
+                num_tokens: int | None = None, num_symbols_per_token: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+        """What the base station reads of one continuous modality: [`send`] of each image or audio window, the
+        tokens beyond `num_tokens` replaced by 0 (not sent: the sigma-GenIB prior mean), an utterance's windows
+        concatenated.
+
+        Args:
+            inputs: images `(batch, 3, S, S)`, one window of log-mels `(batch, num_frames, num_mel_bins)`, or an
+                utterance's windows `(batch, windows, num_frames, num_mel_bins)` (audio only).
+            snr_db: as in `send`; a per-sample tensor `(batch,)` is repeated for each window.
+            num_tokens: tokens sent per image / window (default all S_m).
+
+        Returns:
+            `torch.FloatTensor` of shape `(batch, tokens, token_dim)`.
+        """
+        batch = inputs.shape[0]
+        if modality == "audio" and inputs.dim() == 4:  # every window crosses the link
+            windows = inputs.shape[1]
+            inputs = inputs.flatten(0, 1)
+            if isinstance(snr_db, torch.Tensor) and snr_db.dim() > 0:
+                snr_db = snr_db.repeat_interleave(windows)
+        tokens = self.send(modality, inputs, snr_db, channel_type, num_symbols_per_token, generator)
+        if num_tokens is not None and num_tokens < tokens.shape[1]:
+            tokens[:, num_tokens:] = 0.0
+        return tokens.reshape(batch, -1, tokens.shape[-1])
+
     # ------------------------------------------------------------------ packing T^0
 
     def _check_ids(self, input_ids, attention_mask) -> torch.Tensor:

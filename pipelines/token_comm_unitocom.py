@@ -178,17 +178,11 @@ class UniToComPipeline(FamilyProcessorPipeline):
     # ------------------------------------------------------------------ the link
 
     def receive(self, inputs: torch.Tensor, links: dict, channel_type, num_symbols_per_token, generator) -> torch.Tensor:
-        """The continuous tokens the base station reads `(batch, tokens, token_dim)`: `model.send` (F_m, T, channel,
-        R; eqs. 1-2) of each image or audio window, the tokens beyond the link's budget replaced by 0 (not sent: the
-        sigma-GenIB prior mean), an utterance's windows concatenated."""
-        link, batch = links[self.continuous], inputs.shape[0]
-        if self.continuous == "audio":  # (batch, windows, frames, mel): every window crosses the link
-            inputs = inputs.flatten(0, 1)
-        tokens = self.model.send(self.continuous, inputs, snr_db=link.snr_db, channel_type=channel_type,
-                                 num_symbols_per_token=num_symbols_per_token, generator=generator)  # fmt: skip
-        if link.num_tokens is not None and link.num_tokens < tokens.shape[1]:
-            tokens[:, link.num_tokens:] = 0.0
-        return tokens.reshape(batch, -1, tokens.shape[-1])
+        """The continuous tokens the base station reads `(batch, tokens, token_dim)` (`UniToComModel.receive` with
+        this call's link: its SNR and token budget)."""
+        link = links[self.continuous]
+        return self.model.receive(self.continuous, inputs, link.snr_db, channel_type, link.num_tokens,
+                                  num_symbols_per_token, generator)  # fmt: skip
 
     def report(self, model_outputs, plan: LinkPlan, num_symbols_per_token=None) -> dict:
         """The transmission report: per link, the slowest link's latency, and `channel_uses` = tokens sent on the

@@ -20,7 +20,6 @@ phrase names its shape and every attribute the phrase states is the object's.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -33,9 +32,7 @@ from tokcom.modeling.configuration_taichi import TASKS
 from tokcom.modeling.decoding import answer_labels
 from tokcom.modeling.processing_taichi import IMAGE_TASKS, TaiChiProcessor
 from tokcom.training.data.shapes_render import COLORS, SHAPES, SIZES
-from tokcom.training.engine import RECIPE_FILE
-from tokcom.training.evaluation import Evaluator, register_metric
-from tokcom.training.recipe import load_recipe
+from tokcom.training.evaluation import Evaluator, check_checkpoint_arguments, checkpoint_recipe, register_metric
 from tokcom.training.taichi_corpus import SENTIMENT_ANSWERS, TaiChiCorpus
 
 PIPELINE_TASKS = {"vqa": "token-comm-vqa", "caption": "token-comm-image-to-text",
@@ -86,9 +83,8 @@ register_metric("caption", caption_metrics, "bleu4", "bleu")
 
 
 def model_recipe(model_path) -> dict:
-    """The recipe a checkpoint was trained with (its data seeds define the held-out split), else the default."""
-    path = Path(model_path) / RECIPE_FILE
-    return json.loads(path.read_text()) if path.is_file() else load_recipe("taichi_tiny")
+    """The recipe a checkpoint was trained with (its data seeds define the held-out split), else `taichi_tiny`."""
+    return checkpoint_recipe(model_path, "taichi_tiny")
 
 
 class TaiChiEvaluator(Evaluator):
@@ -126,10 +122,7 @@ class TaiChiEvaluator(Evaluator):
     @classmethod
     def from_checkpoint(cls, model_path, num_samples=None, split="test", task="vqa", num_visual_tokens=None,
                         batch_size=64, text_snr_db=None):  # fmt: skip
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
-            raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
-        if not Path(model_path, "config.json").is_file():
-            raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+        check_checkpoint_arguments(model_path, num_samples)
         model = TaiChiForConditionalGeneration.from_pretrained(model_path).eval()
         processor = TaiChiProcessor.from_pretrained(model_path)
         recipe = model_recipe(model_path)

@@ -17,9 +17,8 @@ from tqdm.auto import tqdm
 from tokcom.modeling import TokComForAVQA
 from tokcom.modeling.processing_tokcom import TokComProcessor
 from tokcom.training.avqa_tensors import AVQATensors
-from tokcom.training.engine import RECIPE_FILE
-from tokcom.training.evaluation import Evaluator, check_snr_list, exact_match, sweep
-from tokcom.training.recipe import load_recipe
+from tokcom.training.engine import RECIPE_FILE  # re-exported
+from tokcom.training.evaluation import Evaluator, check_checkpoint_arguments, check_snr_list, checkpoint_recipe, exact_match, sweep
 from tokcom.training.synthetic_corpus import build_synthetic_corpus
 
 
@@ -30,16 +29,8 @@ def type_name(type_json: str) -> str:
 
 
 def model_recipe(model_path: str | Path) -> dict:
-    """The recipe a checkpoint was trained with (its data seeds define the held-out split), else the default."""
-    path = Path(model_path) / RECIPE_FILE
-    return json.loads(path.read_text()) if path.is_file() else load_recipe("tokcom_avqa_tiny")
-
-
-def _check_checkpoint_and_count(model_path: str | Path, num_samples: int | None) -> None:
-    if num_samples is not None and num_samples < 1:
-        raise ValueError(f"`num_samples` must be >= 1, got {num_samples}.")
-    if not Path(model_path, "config.json").is_file():
-        raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+    """The recipe a checkpoint was trained with (its data seeds define the held-out split), else `tokcom_avqa_tiny`."""
+    return checkpoint_recipe(model_path, "tokcom_avqa_tiny")
 
 
 @torch.no_grad()
@@ -108,7 +99,7 @@ class TokComAVQAEvaluator(Evaluator):
 
     @classmethod
     def from_checkpoint(cls, model_path, num_samples=None, split="test", num_visual_tokens=None, num_audio_tokens=None):
-        _check_checkpoint_and_count(model_path, num_samples)
+        check_checkpoint_arguments(model_path, num_samples)
         model = TokComForAVQA.from_pretrained(model_path).eval()
         processor = TokComProcessor.from_pretrained(model_path)
         recipe = model_recipe(model_path)
@@ -176,7 +167,7 @@ def text_ceiling(model_path: str | Path, num_samples: int | None = None, split: 
     """
     from tokcom.training.objectives import TextPretraining
 
-    _check_checkpoint_and_count(model_path, num_samples)
+    check_checkpoint_arguments(model_path, num_samples)
     model = TokComForAVQA.from_pretrained(model_path).eval()
     processor = TokComProcessor.from_pretrained(model_path)
     corpus, _ = build_synthetic_corpus(model_recipe(model_path), split=split, processor=processor)

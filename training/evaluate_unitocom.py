@@ -21,7 +21,6 @@ and the numbers are comparable only with each other.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -31,9 +30,7 @@ from tqdm.auto import tqdm
 
 from tokcom.modeling.modeling_unitocom import UniToComModel
 from tokcom.modeling.processing_unitocom import UniToComProcessor
-from tokcom.training.engine import RECIPE_FILE
-from tokcom.training.evaluation import Evaluator, register_metric
-from tokcom.training.recipe import load_recipe
+from tokcom.training.evaluation import Evaluator, check_checkpoint_arguments, checkpoint_recipe, register_metric
 
 TASKS = ("vqa", "asr", "text_to_image")
 PIPELINE_TASKS = {"vqa": "token-comm-vqa", "asr": "token-comm-asr", "text_to_image": "token-comm-text-to-image"}
@@ -81,9 +78,8 @@ def load_reader(folder):
 
 
 def model_recipe(model_path) -> dict:
-    """The recipe a checkpoint was trained with (its data seed defines the held-out split), else the default."""
-    path = Path(model_path) / RECIPE_FILE
-    return json.loads(path.read_text()) if path.is_file() else load_recipe("unitocom_tiny")
+    """The recipe a checkpoint was trained with (its data seeds define the held-out split), else `unitocom_tiny`."""
+    return checkpoint_recipe(model_path, "unitocom_tiny")
 
 
 class UniToComEvaluator(Evaluator):
@@ -92,12 +88,12 @@ class UniToComEvaluator(Evaluator):
     the shapes-world attribute reader for `text_to_image` (default: the checkpoint's `shapes_reader/`)."""
 
     def __init__(self, model, processor, recipe, corpus, task, count, model_path, batch_size=64, reader=None,
-                 num_inference_steps=None, num_tokens=None):  # fmt: skip
+                 num_inference_steps=None, num_tokens=None, split="test"):  # fmt: skip
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
         self.model, self.processor, self.recipe, self.corpus = model, processor, recipe, corpus
         self.task, self.count, self.model_path, self.batch_size = task, count, model_path, batch_size
-        self.num_inference_steps = num_inference_steps
+        self.num_inference_steps, self.split = num_inference_steps, split
         self.num_tokens = num_tokens  # tokens sent per image / audio window (the rest: 0, the prior mean); None: all
         self.metrics = {"vqa": ("accuracy",), "asr": ("wer",), "text_to_image": ("text_to_image",)}[task]
         self.groups = None
@@ -121,12 +117,9 @@ class UniToComEvaluator(Evaluator):
                         num_inference_steps=None, num_visual_tokens=None, num_audio_tokens=None):  # fmt: skip
         from tokcom.training.stages_unitocom import UniToComCorpus
 
-        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
-            raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
+        check_checkpoint_arguments(model_path, num_samples)
         if task not in TASKS:
             raise ValueError(f"`task` must be one of {TASKS}, got {task!r}.")
-        if not Path(model_path, "config.json").is_file():
-            raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
         model = UniToComModel.from_pretrained(model_path).eval()
         processor = UniToComProcessor.from_pretrained(model_path, model_config=model.config)
         recipe = model_recipe(model_path)
@@ -144,25 +137,19 @@ class UniToComEvaluator(Evaluator):
                 name = "num_visual_tokens" if task == "vqa" else "num_audio_tokens"
                 raise ValueError(f"`{name}` must be an integer in [1, {maximum}], got {num_tokens!r}.")
         return cls(model, processor, recipe, corpus, task, count, model_path, batch_size, reader, num_inference_steps,
-                   num_tokens)  # fmt: skip
+                   num_tokens, split)  # fmt: skip
 
     # ------------------------------------------------------------------ one batch of each task
-
-    def budget(self, tokens: torch.Tensor) -> torch.Tensor:
-        """`(batch, S_m, dim)` received tokens with those beyond `num_tokens` set to 0 (not sent; as the pipelines)."""
-        if self.num_tokens is not None and self.num_tokens < tokens.shape[1]:
-            tokens[:, self.num_tokens :] = 0.0
-        return tokens
 
     def _vqa(self, rows, link, generator):
         from tokcom.training.stages_unitocom import pack
 
         questions = [row["question"] for row in rows]
-        batch = self.processor.pack([[self.processor.image_token_id] * self.processor.num_image_tokens + ids
-                                     for ids in self.processor.encode_texts(questions, "question")])  # fmt: skip
-        images = self.corpus.images[[row["image_index"] for row in rows]].float() / 255.0
-        tokens = self.budget(self.model.send("image", images, generator=generator, **link))
-        out = self.model.generate_text(**batch, image_tokens=tokens, return_dict_in_generate=True)
+        images = self.corpus.images[[row["image_index"] for row in rows]]  # uint8 (batch, 3, S, S)
+        batch = self.processor("vqa", images=list(images.permute(0, 2, 3, 1).numpy()), text=questions)
+        tokens = self.model.receive("image", batch["pixel_values"], num_tokens=self.num_tokens, generator=generator, **link)
+        out = self.model.generate_text(batch["input_ids"], batch["attention_mask"], image_tokens=tokens,
+                                       return_dict_in_generate=True)  # fmt: skip
         train = pack(self.processor.tokenizer, self.model.config.image_token_id, tokens.shape[1], questions,
                      [row["answer"] for row in rows])  # fmt: skip
         loss = self.model(**train, image_tokens=tokens).loss
@@ -172,11 +159,9 @@ class UniToComEvaluator(Evaluator):
         from tokcom.training.stages_unitocom import pack
 
         speech = torch.stack([self.corpus.speech[i] for i in indices])  # (batch, windows, frames, mel)
-        batch_size, windows = speech.shape[:2]
-        snr = link.get("snr_db")
-        snr = None if snr is None else torch.full((batch_size * windows,), float(snr))
-        tokens = self.budget(self.model.send("audio", speech.flatten(0, 1), generator=generator, **{**link, "snr_db": snr}))
-        tokens = tokens.reshape(batch_size, windows * tokens.shape[1], tokens.shape[2])
+        batch_size = speech.shape[0]
+        snr = torch.full((batch_size,), link["snr_db"])
+        tokens = self.model.receive("audio", speech, snr, link["channel_type"], self.num_tokens, generator=generator)
         width = tokens.shape[1]
         batch = self.processor.pack([[self.processor.audio_token_id] * width] * batch_size)
         out = self.model.generate_text(**batch, audio_tokens=tokens, return_dict_in_generate=True)
@@ -186,9 +171,9 @@ class UniToComEvaluator(Evaluator):
         return self.processor.batch_decode(out.sequences), out.sequence_scores, loss
 
     def _text_to_image(self, indices, generator):
-        captions = [self.corpus.captions[i][0] for i in indices]
-        batch = self.processor.pack(self.processor.encode_texts(captions, "caption"))
-        images = self.model.generate_image(**batch, num_inference_steps=self.num_inference_steps, generator=generator)
+        batch = self.processor("text_to_image", text=[self.corpus.captions[i][0] for i in indices])
+        images = self.model.generate_image(batch["input_ids"], batch["attention_mask"],
+                                           num_inference_steps=self.num_inference_steps, generator=generator)  # fmt: skip
         return list((images.clamp(0, 1) * 255).round().to(torch.uint8))
 
     @torch.no_grad()
@@ -215,7 +200,7 @@ class UniToComEvaluator(Evaluator):
                 "mean_score": float(np.concatenate(scores).mean())}  # fmt: skip
 
     def header(self) -> dict:
-        return {"model": str(self.model_path), "split": "test", "num_samples": self.count, "unitocom_task": self.task,
+        return {"model": str(self.model_path), "split": self.split, "num_samples": self.count, "unitocom_task": self.task,
                 "num_image_tokens": self.model.config.image_tokenizer_config.num_tokens,
                 "num_audio_tokens_per_window": self.model.config.audio_tokenizer_config.num_tokens,
                 "num_tokens_sent": self.num_tokens or "all",
@@ -278,7 +263,7 @@ def fit_performance_models(model_path, num_samples: int = 300, snr_db: float = 2
     from tokcom.pipelines.allocation import fit_performance_model
 
     measurements, phi = {}, {}
-    for link, task, option in (("image", "vqa", "num_visual_tokens"), ("audio", "asr", "num_audio_tokens")):
+    for link, task in (("image", "vqa"), ("audio", "asr")):
         evaluator = UniToComEvaluator.from_checkpoint(model_path, num_samples=num_samples, split="validation", task=task)
         maximum = evaluator.model.tokenizer(link).config.num_tokens
         rows = []

@@ -76,6 +76,30 @@ class Evaluator:
         return {}
 
 
+def checkpoint_recipe(model_path, default_recipe: str) -> dict:
+    """The recipe a checkpoint was trained with (its `tokcom_recipe.json`: its data seeds define the held-out
+    split), else the family's `default_recipe` by name."""
+    import json
+    from pathlib import Path
+
+    from tokcom.training.engine import RECIPE_FILE
+    from tokcom.training.recipe import load_recipe
+
+    path = Path(model_path) / RECIPE_FILE
+    return json.loads(path.read_text()) if path.is_file() else load_recipe(default_recipe)
+
+
+def check_checkpoint_arguments(model_path, num_samples) -> None:
+    """`ValueError` unless `num_samples` is None or an integer >= 1; `FileNotFoundError` without a checkpoint
+    (`config.json`) at `model_path`. What every evaluator's `from_checkpoint` checks first."""
+    from pathlib import Path
+
+    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
+        raise ValueError(f"`num_samples` must be an integer >= 1, got {num_samples!r}.")
+    if not Path(model_path, "config.json").is_file():
+        raise FileNotFoundError(f"No checkpoint at {model_path} (config.json missing).")
+
+
 def check_snr_list(snr_db) -> list[float]:
     """`snr_db` as a non-empty list of numbers in (-inf, inf] [dB]; `ValueError` naming it otherwise."""
     from tokcom.modeling.link_budget import check_snr_db
@@ -200,6 +224,8 @@ def evaluate_checkpoint(model_path, snr_db=(0.0, 10.0, 20.0), channel_types=("aw
 __all__ = [
     "Evaluator",
     "METRICS",
+    "check_checkpoint_arguments",
+    "checkpoint_recipe",
     "SCHEMA",
     "channel_reports",
     "check_snr_list",

@@ -160,16 +160,25 @@ def task_reports(evaluation: dict | None, task_key: str) -> dict[str, dict]:
 
 
 def multitask_card_parts(model_dir: Path, evaluation: dict | None, training_log: dict | None, task_key: str,
-                         datasets: dict) -> tuple[dict, list, dict | None]:  # fmt: skip
-    """What a multitask family's card reads: `(reports per task, model-index entries, recipe)`; each task's
-    entries name its dataset `datasets[task]` (task type, dataset type, dataset name; VQA's when unknown), the recipe
-    is the checkpoint's `tokcom_recipe.json`, else the training log's."""
+                         datasets: dict) -> tuple:  # fmt: skip
+    """What a multitask family's card reads: `(model, reports per task, model-index entries, recipe)`. The model
+    loads with its family's class (the registry, by the config's `model_type`), whose evaluator module is imported
+    first so that the metrics the reports name are registered; each task's entries name its dataset
+    `datasets[task]` (task type, dataset type, dataset name; VQA's when unknown); the recipe is the checkpoint's
+    `tokcom_recipe.json`, else the training log's."""
+    from transformers import AutoConfig
+
+    from tokcom.registry import family_for_model_type, import_object
+
+    family = family_for_model_type(AutoConfig.from_pretrained(model_dir).model_type)
+    import_object(family.evaluator_class)  # registers the family's metrics (caption, wer, text_to_image)
+    model = import_object(family.model_class).from_pretrained(model_dir)
     reports = task_reports(evaluation, task_key)
     results = [entry for task, report in reports.items()
                for entry in eval_results(channel_reports(report), datasets.get(task, datasets["vqa"]))]  # fmt: skip
     recipe_path = Path(model_dir) / "tokcom_recipe.json"
     recipe = json.loads(recipe_path.read_text()) if recipe_path.is_file() else (training_log or {}).get("recipe")
-    return reports, results, recipe
+    return model, reports, results, recipe
 
 
 def stages_text(recipe: dict | None, training_log: dict | None) -> str:

@@ -72,14 +72,10 @@ keys and values never cross the link). The synthetic world is simple; these numb
 def render_taichi_card(model_dir, evaluation: dict | None, command: str, training_log: dict | None = None,
                        name: str | None = None, model_id: str | None = None) -> str:  # fmt: skip
     """The card text (YAML front matter + markdown) of the TaiChi checkpoint in `model_dir`."""
-    import tokcom.training.evaluate_taichi  # noqa: F401  (registers the caption metric the reports name)
-    from tokcom.modeling import TaiChiForConditionalGeneration
-
     model_dir = Path(model_dir)
     name = name or model_dir.name
-    model = TaiChiForConditionalGeneration.from_pretrained(model_dir)
+    model, reports, results, recipe = multitask_card_parts(model_dir, evaluation, training_log, "taichi_task", DATASETS)
     config = model.config
-    reports, results, recipe = multitask_card_parts(model_dir, evaluation, training_log, "taichi_task", DATASETS)
     text = "\n\n".join(task_results(task, report) for task, report in reports.items())
     for key, title, snr in (
         ("vqa_visual_link_only", "VQA with the question over an ideal text link and the SNR on the visual link only "

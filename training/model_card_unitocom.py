@@ -101,14 +101,10 @@ def _baseline_lines(task: str, report: dict) -> str:
 def render_unitocom_card(model_dir, evaluation: dict | None, command: str, training_log: dict | None = None,
                          name: str | None = None, model_id: str | None = None) -> str:  # fmt: skip
     """The card text (YAML front matter + markdown) of the UniToCom checkpoint in `model_dir`."""
-    import tokcom.training.evaluate_unitocom  # noqa: F401  (registers the wer and text_to_image metrics)
-    from tokcom.modeling import UniToComModel
-
     model_dir = Path(model_dir)
     name = name or model_dir.name
-    model = UniToComModel.from_pretrained(model_dir)
+    model, reports, results, recipe = multitask_card_parts(model_dir, evaluation, training_log, "unitocom_task", DATASETS)
     config = model.config
-    reports, results, recipe = multitask_card_parts(model_dir, evaluation, training_log, "unitocom_task", DATASETS)
     blocks = []
     for task, report in reports.items():
         extra = ("image_accuracy", "fid") if task == "text_to_image" else ()

@@ -150,10 +150,8 @@ class UniToComLoss(nn.Module):
             elif images is not None:  # VQA: the received image tokens
                 image_tokens = model.send("image", images, snr_db, channel_type, generator=generator)
             if speech is not None:  # ASR: every window over the audio link, tokens concatenated
-                batch, windows = speech.shape[:2]
-                snr = None if snr_db is None else torch.as_tensor(snr_db).repeat_interleave(windows)
-                tokens = model.send("audio", speech.flatten(0, 1), snr, channel_type, generator=generator)
-                audio_tokens = tokens.reshape(batch, windows * tokens.shape[1], tokens.shape[2])
+                snr = None if snr_db is None else torch.as_tensor(snr_db)
+                audio_tokens = model.receive("audio", speech, snr, channel_type, generator=generator)
         return model(input_ids=input_ids, attention_mask=attention_mask, image_tokens=image_tokens,
                      audio_tokens=audio_tokens, labels=labels, diffusion_mask=diffusion_mask, generator=generator).loss
 
