@@ -338,6 +338,29 @@ def test_stages_train_every_task_with_pretrained_tokenizers_frozen(tmp_path, mon
     assert len(words) <= config.text_config.vocab_size - 2  # the placeholder ids stay out of the words
 
 
+@pytest.mark.slow
+def test_two_cpu_processes_train_a_unitocom_stage_and_stay_identical(tmp_path, monkeypatch, launch_two_processes):
+    """`accelerate launch` with 2 CPU processes (DDP, gloo) runs the `mllm` stage over a pretrained, frozen image
+    tokenizer on every task (a resumable state is saved midway); both ranks end identical."""
+    from tokcom.modeling import UniToComTokenizerConfig, UniToComTokenizerModel
+
+    monkeypatch.setenv("TOKCOM_CACHE", str(tmp_path / "cache"))  # espeak-ng speech for the ASR task
+    torch.manual_seed(1)
+    UniToComTokenizerModel(UniToComTokenizerConfig.tiny(num_tokens=8)).save_pretrained(tmp_path / "image_tokenizer")
+    recipe = {
+        "name": "unitocom_ddp_test", "family": "unitocom", "seed": 0, "num_threads": 1,
+        "data": {"train_scenes": 8, "questions_per_scene": 2, "asr_utterances": 4, "asr_windows": 6},
+        "model": {"image_tokenizer_path": str(tmp_path / "image_tokenizer"),
+                  "audio_tokenizer_config": {"modality": "audio", "num_tokens": 4}},
+        "channel": {"snr_db_range": [0.0, 20.0], "channel_types": ["awgn", "rayleigh"]},
+        "stages": {"mllm": {"steps": 4, "batch_size": 2, "learning_rate": 0.002, "checkpoint_every": 2,
+                            "tasks": {"vqa": 1.0, "text_to_image": 1.0, "asr": 2.0}}},  # draws t2i, asr, t2i, vqa
+    }  # fmt: skip
+    log = launch_two_processes(recipe, tmp_path)
+    assert log["num_processes"] == 2 and log["stages"][0]["num_processes"] == 2
+    assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]
+
+
 @pytest.mark.parametrize(
     ("section", "value", "field"),
     [
