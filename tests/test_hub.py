@@ -307,6 +307,52 @@ def test_exported_unitocom_repo_has_its_code_config_and_card(exported_unitocom):
         assert f'pipeline("{task}", model="tokcom/unitocom-tiny", trust_remote_code=True)' in text
 
 
+def test_install_and_export_carry_no_path_of_the_build_machine(tmp_path):
+    """A UniToCom checkpoint in a build's layout (`<work>/mllm/model` beside `<work>/image_tokenizer/model`), whose
+    config holds the image tokenizer's sub-config loaded from there (an absolute `_name_or_path`) and whose recipe
+    loads it by absolute path: the installed and the exported folders hold neither; the recipe's path is relative
+    to the work folder and says so."""
+    import torch
+
+    from tokcom.modeling import UniToComConfig, UniToComModel, UniToComTokenizerConfig, UniToComTokenizerModel
+    from tokcom.modeling.processing_unitocom import UniToComProcessor
+    from tokcom.portable import RELATIVE_PATHS_KEY
+    from tokcom.training.build_default import install_checkpoint
+    from tokcom.training.recipe import validate_recipe
+    from tokcom.training.tokenization import build_word_tokenizer
+
+    work = tmp_path / "work"
+    torch.manual_seed(0)
+    UniToComTokenizerModel(UniToComTokenizerConfig.tiny(num_tokens=4)).save_pretrained(work / "image_tokenizer" / "model")
+    loaded = UniToComTokenizerModel.from_pretrained(work / "image_tokenizer" / "model").config.to_dict()
+    assert loaded["_name_or_path"] == str(work / "image_tokenizer" / "model")  # what `UniToComStages.setup` copies
+    config = UniToComConfig.tiny(image_tokenizer_config=loaded, audio_tokenizer_config={"num_tokens": 2})
+    model_dir = work / "mllm" / "model"
+    UniToComModel(config).save_pretrained(model_dir)
+    UniToComProcessor.from_model_config(config, build_word_tokenizer(["is there a red cube ?", "yes no"])).save_pretrained(model_dir)
+    recipe = {"name": "paths_test", "family": "unitocom", "stages": {"mllm": {"steps": 1, "batch_size": 2, "learning_rate": 1e-3}},
+              "model": {"image_tokenizer_path": str(work / "image_tokenizer" / "model")}}  # fmt: skip
+    (model_dir / "tokcom_recipe.json").write_text(json.dumps(recipe))
+    (model_dir / "README.md").write_text("card")
+    (model_dir / "evaluation.json").write_text("{}")
+    assert str(work) in (model_dir / "config.json").read_text()  # the leak this guards against
+
+    installed = install_checkpoint(model_dir, "unitocom-paths", work_dir=work, target=tmp_path / "installed")
+    exported = export_model(model_dir, tmp_path / "exported", repo_id="tokcom/unitocom-paths")
+    for folder in (installed, exported):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix != ".safetensors":
+                assert str(tmp_path) not in path.read_text(), path
+        written = json.loads((folder / "tokcom_recipe.json").read_text())
+        assert written["model"]["image_tokenizer_path"] == "image_tokenizer/model"
+        assert written[RELATIVE_PATHS_KEY] == ["model.image_tokenizer_path"]
+        validate_recipe(written)
+        reloaded = UniToComModel.from_pretrained(folder)
+        assert reloaded.config.image_tokenizer_config.num_tokens == 4
+        for name, value in UniToComModel.from_pretrained(model_dir).state_dict().items():
+            assert torch.equal(reloaded.state_dict()[name], value), name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("transformers_release", ["installed", "newest"])
 def test_exported_unitocom_runs_its_cards_snippet_without_tokcom(exported_unitocom, tmp_path, transformers_release):

@@ -25,7 +25,6 @@ import ast
 import json
 import os
 import re
-import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -212,6 +211,7 @@ def export_model(
     """
     from transformers import AutoConfig
 
+    from tokcom.portable import RECIPE_FILE, portable_config, portable_recipe, recipe_work_dir
     from tokcom.training.model_card import render_model_card
 
     output_dir = Path(output_dir)
@@ -228,16 +228,17 @@ def export_model(
     with staged_directory(output_dir, overwrite, "--output") as staging:
         loaded.save_pretrained(staging)
         processor.save_pretrained(staging)
-        config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+        config = portable_config(json.loads((staging / "config.json").read_text(encoding="utf-8")))  # no local paths
         config["auto_map"] = auto_map(family)
         config["custom_pipelines"] = custom_pipelines(family)
         (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         for target, path in code_files.items():
             text = path.read_text(encoding="utf-8")
             (staging / target).write_text(remote_code_source(text, target, code_files), encoding="utf-8")
-        for extra in ("tokcom_recipe.json",):
-            if (source_dir / extra).is_file():
-                shutil.copy2(source_dir / extra, staging / extra)
+        if (source_dir / RECIPE_FILE).is_file():  # paths into the build's work folder made relative to it
+            recipe = json.loads((source_dir / RECIPE_FILE).read_text(encoding="utf-8"))
+            recipe = portable_recipe(recipe, recipe_work_dir(recipe, source_dir))
+            (staging / RECIPE_FILE).write_text(json.dumps(recipe, indent=2), encoding="utf-8")
         if evaluation is not None:
             (staging / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
         command = (evaluation or {}).get("command", "tokcom evaluate")

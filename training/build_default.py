@@ -25,7 +25,7 @@ from tokcom.defaults import CHECKPOINTS_DIR, DEFAULT_AVQA_MODEL
 from tokcom.training.evaluate_tokcom import evaluate, fit_performance_models, text_ceiling
 from tokcom.training.model_card import write_model_card
 from tokcom.training.recipe import load_recipe
-from tokcom.training.engine import train
+from tokcom.training.engine import RECIPE_FILE, train
 
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results" / "tokcom_avqa_default"
 EVAL_SNRS_DB = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
@@ -62,33 +62,51 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
 
 
 def finish_build(summary: dict, model_dir: Path, results_dir: Path, training_log: dict | None, name: str,
-                 install: bool, extra_folders: tuple[str, ...] = ()) -> dict:  # fmt: skip
+                 install: bool, extra_folders: tuple[str, ...] = (), work_dir: Path | None = None) -> dict:  # fmt: skip
     """The last steps of every `build_default*`: `evaluation.json` into the results folder and the checkpoint (it
     carries its own results; the exported card reads them), the model card from `summary` (its `command`), and
-    with `install` the copy into `tokcom/checkpoints/<name>/`. Returns `summary`."""
+    with `install` the copy into `tokcom/checkpoints/<name>/` (`work_dir`: the build's `--work-dir`, default the
+    folder holding `model_dir`). Returns `summary`."""
     Path(results_dir).mkdir(parents=True, exist_ok=True)
     for folder in (Path(results_dir), Path(model_dir)):
         (folder / "evaluation.json").write_text(json.dumps(summary, indent=2))
     write_model_card(model_dir, summary, summary["command"], training_log, name=name)
     if install:
-        install_checkpoint(model_dir, name, extra_folders)
+        install_checkpoint(model_dir, name, extra_folders, work_dir)
     return summary
 
 
-def install_checkpoint(model_dir: Path, name: str, extra_folders: tuple[str, ...] = ()) -> Path:
+def install_checkpoint(model_dir: Path, name: str, extra_folders: tuple[str, ...] = (), work_dir: Path | None = None,
+                       target: Path | None = None) -> Path:  # fmt: skip
     """Copy a built default's `CHECKPOINT_FILES` (and its `extra_folders`, e.g. UniToCom's attribute reader) into
-    `tokcom/checkpoints/<name>/` (through a temporary sibling, so `pipeline()` never sees half a checkpoint)."""
-    target = CHECKPOINTS_DIR / name
+    `target` (default `tokcom/checkpoints/<name>/`), through a temporary sibling, so `pipeline()` never sees half a
+    checkpoint. No path of the build machine goes along: `config.json` and `tokcom_recipe.json` are written through
+    `write_portable_files` (`work_dir`: the build's `--work-dir`, default the folder holding `model_dir`)."""
+    target = Path(target) if target is not None else CHECKPOINTS_DIR / name
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for file_name in CHECKPOINT_FILES:
         shutil.copy2(Path(model_dir) / file_name, tmp / file_name)
+    write_portable_files(tmp, Path(model_dir).parent if work_dir is None else work_dir)
     for folder in extra_folders:
         shutil.copytree(Path(model_dir) / folder, tmp / folder)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
+
+
+def write_portable_files(folder: Path, work_dir: Path) -> None:
+    """Rewrite a checkpoint's `config.json` without absolute `_name_or_path`s (`portable_config`) and its
+    `tokcom_recipe.json` with the paths into `work_dir` relative to it (`portable_recipe`), in place; the weights
+    and every other file are left as they are."""
+    from tokcom.portable import portable_config, portable_recipe
+
+    config_path, recipe_path = Path(folder) / "config.json", Path(folder) / RECIPE_FILE
+    config = portable_config(json.loads(config_path.read_text()))
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")  # as `save_pretrained` writes it
+    if recipe_path.is_file():
+        recipe_path.write_text(json.dumps(portable_recipe(json.loads(recipe_path.read_text()), work_dir), indent=2))
 
 
 def build_parser(doc: str, recipe: str, work_dir: str, results_dir: Path, num_samples: int,

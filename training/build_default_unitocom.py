@@ -15,7 +15,8 @@ Steps:
      text-to-image once (the caption crosses the ideal text link, so the SNR does not enter) with the reader's and
      the de-tokenizer's references;
   5. write `results/unitocom_default/evaluation.json`, the checkpoint's `evaluation.json` and its model card;
-  6. with `--install`, copy the checkpoint to `tokcom/checkpoints/unitocom-tiny/`.
+  6. with `--install`, copy the checkpoint to `tokcom/checkpoints/unitocom-tiny/` (its recipe's tokenizer paths
+     relative to `--work-dir`, its config without this machine's paths: `tokcom.portable`).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def build_default(recipe_name: str, work_dir: Path, results_dir: Path, install: 
         "shapes_reader": reader_report,
         "tasks": tasks,
     }
-    return finish_build(summary, model_dir, results_dir, logs["mllm"], DEFAULT_NAME, install, (READER_FOLDER,))  # 5., 6.
+    return finish_build(summary, model_dir, results_dir, logs["mllm"], DEFAULT_NAME, install, (READER_FOLDER,),
+                        work_dir)  # 5., 6.
 
 
 def main(argv=None) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tokcom.portable import RELATIVE_PATHS_KEY
+
 RECIPES_DIR = Path(__file__).parent / "recipes"
 REQUIRED_STAGE_KEYS = ("steps", "batch_size", "learning_rate")
 
@@ -25,7 +27,10 @@ def load_recipe(path_or_name: str | Path) -> dict:
     return recipe
 
 
-TOP_LEVEL_KEYS = ("name", "family", "description", "seed", "training_seed", "num_threads", "data", "model", "channel", "stages")
+# RELATIVE_PATHS_KEY: the `model.*_path` fields that an installed checkpoint's recipe gives relative to its build's
+# --work-dir (`tokcom.portable.portable_recipe`)
+TOP_LEVEL_KEYS = ("name", "family", "description", "seed", "training_seed", "num_threads", "data", "model", "channel",
+                  "stages", RELATIVE_PATHS_KEY)  # fmt: skip
 CHANNEL_KEYS = ("snr_db_range", "channel_types")
 COMMON_STAGE_KEYS = (*REQUIRED_STAGE_KEYS, "weight_decay", "warmup_steps", "max_grad_norm", "checkpoint_every")
 
@@ -93,6 +98,9 @@ def validate_recipe(recipe: dict) -> None:
     check_keys(recipe.get("data", {}), stages_class.data_keys, "data")
     stages_class.validate_data(recipe.get("data", {}))
     check_keys(recipe.get("model", {}), stages_class.model_keys(), "model")
+    relative = recipe.get(RELATIVE_PATHS_KEY, [])
+    if not isinstance(relative, list) or any(field not in {f"model.{k}" for k in recipe.get("model", {})} for field in relative):
+        raise ValueError(f"Recipe field `{RELATIVE_PATHS_KEY}` must list fields of `model`, got {relative!r}.")
     channel = recipe.get("channel", {})
     check_keys(channel, CHANNEL_KEYS, "channel")
     snr_range = channel.get("snr_db_range", [0.0, 0.0])
