@@ -40,7 +40,8 @@ LAYOUTS = ("cells", "words_and_cells", "words")
 
 def run(families, layout: str, learning_rate: float, steps: int, eval_every: int, train_scenes: int = 1000,
         curriculum_steps: int = 0, eval_size: int = 128, model_overrides: dict | None = None,
-        batch_size: int = 32, cosine: bool = False) -> dict:  # fmt: skip
+        batch_size: int = 32, cosine: bool = False, beta2: float = 0.999, max_grad_norm: float = 0.0,
+        untie: bool = False) -> dict:  # fmt: skip
     import tempfile
 
     from tokcom.modeling import Link
@@ -60,12 +61,14 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     if not questions:
         raise ValueError(f"`--families` must name some of {QUESTION_FAMILIES}, got {families}.")
     by_family = {name: [i for i in questions if corpus.questions[i]["family"] == name] for name in families}
+    if untie:  # a separate LM head instead of the tied word embeddings
+        model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
     objective = family.objective("pretrain_text")
     names = family.trainable_parameters("pretrain_text", recipe["stages"]["pretrain_text"])
-    parameters = [p for n, p in model.named_parameters() if n in names]
+    parameters = [p for n, p in model.named_parameters() if n in names or (untie and n == "lm_head.weight")]
     for n, p in model.named_parameters():
-        p.requires_grad_(n in names)
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0)
+        p.requires_grad_(n in names or (untie and n == "lm_head.weight"))
+    optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.0, betas=(0.9, beta2))
     scheduler = None
     if cosine:  # the engine's schedule: linear warmup (steps // 20), then cosine decay to 0
         from transformers import get_cosine_schedule_with_warmup
@@ -111,12 +114,15 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
         loss = objective(**inputs)
         optimizer.zero_grad()
         loss.backward()
+        if max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
     return {"families": families, "layout": layout, "learning_rate": learning_rate, "steps": steps,
             "batch_size": batch_size, "cosine": cosine, "model": model_overrides or {},
-            "curriculum_steps": curriculum_steps, "curve": curve}
+            "curriculum_steps": curriculum_steps, "beta2": beta2, "max_grad_norm": max_grad_norm, "untie": untie,
+            "curve": curve}
 
 
 def objective_logits(objective, inputs: dict) -> torch.Tensor:
@@ -145,6 +151,9 @@ def main(argv=None) -> int:
                         help='TaiChiConfig.tiny overrides as JSON, e.g. \'{"text_config": {"num_hidden_layers": 6}}\'')
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cosine", action="store_true", help="warmup then cosine decay (the engine's schedule)")
+    parser.add_argument("--beta2", type=float, default=0.999, help="AdamW's second-moment decay")
+    parser.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm (0: no clipping)")
+    parser.add_argument("--untie", action="store_true", help="train a separate LM head (the embeddings stay tied)")
     parser.add_argument("--output", default=None, help="write the curve as JSON here")
     args = parser.parse_args(argv)
     if min(args.steps, args.eval_every, args.eval_size, args.batch_size) < 1 or args.curriculum_steps < 0:
@@ -152,7 +161,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     report = run(args.families, args.layout, args.learning_rate, args.steps, args.eval_every,
                  curriculum_steps=args.curriculum_steps, eval_size=args.eval_size, model_overrides=args.model,
-                 batch_size=args.batch_size, cosine=args.cosine)
+                 batch_size=args.batch_size, cosine=args.cosine, beta2=args.beta2,
+                 max_grad_norm=args.max_grad_norm, untie=args.untie)
     report["command"] = "python benchmarks/taichi_llm_learnability.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

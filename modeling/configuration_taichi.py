@@ -108,6 +108,8 @@ class TaiChiConfig(PreTrainedConfig):
             of the TokCom letter: q = bits x d).
         max_new_tokens (`dict`, *optional*): answer budget per task, `{"vqa": 4, "caption": 24, "sentiment": 3}`.
         performance_model (`dict`, *optional*): fitted phi of the visual link (network mode of the link planner).
+        tie_word_embeddings (`bool`, defaults to `True`): the LM head shares the word embeddings; `tiny()` sets
+            `False` (its own head), `paper()` follows its LLM (Qwen2.5-14B-instruct has its own head).
 
     Example:
 
@@ -261,6 +263,11 @@ class TaiChiConfig(PreTrainedConfig):
         text = kwargs.get("text_config")
         hidden = text["hidden_size"] if isinstance(text, dict) else getattr(text, "hidden_size", TINY_TEXT_CONFIG["hidden_size"])
         kwargs.setdefault("text_embedding_multiplier", float(hidden) ** 0.5)
+        # A separate LM head: a visual token aligned to the sum of its cell's words (size + colour + material +
+        # shape) and copied to the answer position scores all four words under a tied head, and the LLM must then
+        # learn to cancel three; untied, query questions learn in 1000 steps instead of staying at chance
+        # (`benchmarks/taichi_llm_learnability.py --untie`, results/taichi_llm_learnability/).
+        kwargs.setdefault("tie_word_embeddings", False)
         return cls(**kwargs)
 
     @classmethod
@@ -285,6 +292,7 @@ class TaiChiConfig(PreTrainedConfig):
             "channel_symbols_per_token": text.hidden_size // 4,
             "channel_coder_hidden_size": 1024,
             "backbones": dict(PAPER_BACKBONES),
+            "tie_word_embeddings": bool(getattr(text, "tie_word_embeddings", False)),  # Qwen2.5-14B: its own head
         }
         defaults.update(kwargs)
         return cls(**defaults)

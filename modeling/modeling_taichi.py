@@ -23,8 +23,8 @@ the whole answer at once, so teacher-forced logits equal step-by-step generation
 
 Weights: the LLM lives in two standard transformers models, `token_encoder` (layers 1..K, embeddings; its final
 norm is an identity, since the transmitter sends the residual stream) and `token_decoder` (layers K+1..L and the
-final norm; no embeddings), plus `lm_head`, tied to the embeddings. `from_backbones` loads a pretrained LLM into
-the split.
+final norm; no embeddings), plus `lm_head` (tied to the embeddings when `config.tie_word_embeddings`: the paper preset follows its LLM,
+the tiny preset has its own head). `from_backbones` loads a pretrained LLM into the split.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class TaiChiForConditionalGeneration(TaiChiPreTrainedModel):
         self.token_encoder = AutoModel.from_config(split_text_config(text, 0, k))
         self.token_encoder.norm = nn.Identity()  # the residual stream is sent; the final norm is the receiver's
         self.token_decoder = AutoModel.from_config(split_text_config(text, k, layers - k))
-        self.token_decoder.embed_tokens = None  # the receiver embeds answer tokens with E_theta (tied)
+        self.token_decoder.embed_tokens = None  # the receiver embeds answer tokens with E_theta (shared)
         self.lm_head = nn.Linear(hidden, text.vocab_size, bias=False)
         # link: C_beta / C_gamma (eq. 13), SNR-adaptive, and the channel (eq. 14)
         self.channel_coder = AdaptiveChannelCoder(

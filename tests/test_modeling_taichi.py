@@ -124,6 +124,15 @@ def test_receiver_sees_only_the_channel_output(model, monkeypatch):
     assert not torch.allclose(a, c)
 
 
+def test_a_tied_head_stays_tied_through_a_round_trip(tmp_path):
+    model = TaiChiForConditionalGeneration(TaiChiConfig.tiny(tie_word_embeddings=True))
+    assert model.lm_head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    model.save_pretrained(tmp_path)
+    loaded = TaiChiForConditionalGeneration.from_pretrained(tmp_path)
+    assert loaded.lm_head.weight.data_ptr() == loaded.get_input_embeddings().weight.data_ptr()
+    torch.testing.assert_close(loaded.lm_head.weight, model.lm_head.weight)
+
+
 def test_a_sample_does_not_depend_on_its_batch_padding(model):
     inputs = _inputs(batch=2, prompt=8, seed=2)
     mask = torch.tensor([[1] * 8, [0, 0, 0] + [1] * 5])
@@ -138,7 +147,8 @@ def test_save_and_load_round_trip(model, tmp_path):
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
     loaded = TaiChiForConditionalGeneration.from_pretrained(tmp_path).eval()
-    assert loaded.lm_head.weight.data_ptr() == loaded.get_input_embeddings().weight.data_ptr()
+    assert not loaded.config.tie_word_embeddings  # the tiny preset's own LM head
+    assert loaded.lm_head.weight.data_ptr() != loaded.get_input_embeddings().weight.data_ptr()
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
     inputs = _inputs()
