@@ -49,6 +49,10 @@ MAX_FRAME_PIXELS = 4096 * 4096  # per frame (height x width)
 MAX_FRAMES = 4096  # frames per video
 MIN_SAMPLING_RATE_HZ, MAX_SAMPLING_RATE_HZ = 1_000, 384_000
 MAX_AUDIO_SECONDS = 600.0
+MAX_AUDIO_CHANNELS = 32  # a (channels, samples) array read as (samples, channels) has thousands: refused
+# A WAV that cannot be memory-mapped (24-bit PCM) is read whole: at most this many samples (all channels), 10 min of
+# 48 kHz mono, checked from its header before reading.
+MAX_WHOLE_READ_SAMPLES = 600 * 48_000
 _NUMBER = re.compile(r"(\d+)")
 
 
@@ -100,6 +104,51 @@ def to_mono(wave, name: str = "audio") -> np.ndarray:
     if wave.ndim == 2:  # floats average in their own precision (float32 stays float32)
         return wave.mean(axis=1)
     raise ValueError(f"`{name}` must be (samples,) or (samples, channels), got shape {wave.shape}.")
+
+
+def check_audio_shape(shape, name: str = "audio") -> None:
+    """`ValueError` naming `name` unless `shape` is `(samples,)` or `(samples, channels)` with at most
+    `MAX_AUDIO_CHANNELS` channels (checked before any conversion)."""
+    shape = tuple(shape)
+    if len(shape) not in (1, 2):
+        raise ValueError(f"`{name}` must be (samples,) or (samples, channels), got shape {shape}.")
+    if len(shape) == 2 and not 1 <= shape[1] <= MAX_AUDIO_CHANNELS:
+        raise ValueError(
+            f"`{name}` has {shape[1]:,} channels (shape {shape}); 1 to {MAX_AUDIO_CHANNELS} are accepted, as "
+            "(samples, channels): transpose a (channels, samples) array."
+        )
+
+
+def wav_header(path) -> tuple[int, int, int, int] | None:
+    """`(sampling_rate [Hz], channels, bits_per_sample, frames)` from a RIFF WAV's `fmt ` and `data` chunk headers
+    (nothing else is read); None when the file is not a RIFF WAV with both chunks."""
+
+    def little(data: bytes, start: int, size: int) -> int:  # an unsigned little-endian field
+        return int.from_bytes(data[start : start + size], "little")
+
+    with open(path, "rb") as file:
+        if file.read(4) != b"RIFF" or len(file.read(4)) != 4 or file.read(4) != b"WAVE":
+            return None
+        fmt = None
+        while True:
+            head = file.read(8)
+            if len(head) < 8:
+                return None
+            chunk, size = head[:4], little(head, 4, 4)
+            if chunk == b"fmt ":
+                body = file.read(size)
+                if len(body) < 16:
+                    return None
+                # WAVEFORMATEX: format, channels, rate [Hz], bytes/s, block align [bytes per frame], bits
+                fmt = (little(body, 4, 4), little(body, 2, 2), little(body, 14, 2), little(body, 12, 2))
+                file.seek(size % 2, 1)
+            elif chunk == b"data":
+                if fmt is None or fmt[3] == 0:
+                    return None
+                frames = min(size, os.path.getsize(path) - file.tell()) // fmt[3]
+                return fmt[0], fmt[1], fmt[2], frames
+            else:
+                file.seek(size + size % 2, 1)
 
 
 def _rate(value, name: str) -> int:
@@ -171,18 +220,36 @@ def read_wav(
         raise FileNotFoundError(f"`{name}` file not found: {path}.")
     if max_duration_s is not None and not (isinstance(max_duration_s, numbers.Real) and 0 < max_duration_s < math.inf):
         raise ValueError(f"`max_duration_s` must be a finite number > 0, got {max_duration_s!r}.")
+    header = wav_header(path)  # the header's channels and length are checked before any sample is read
+    if header is not None and header[1] > MAX_AUDIO_CHANNELS:
+        raise ValueError(
+            f"`{name}` file {path} says it has {header[1]:,} channels; 1 to {MAX_AUDIO_CHANNELS} are accepted."
+        )
     try:
         try:  # memory-mapped: only the part that is used is read
             rate, data = wavfile.read(path, mmap=True)
         except ValueError:  # formats scipy cannot memory-map (e.g. 24-bit, or a broken file: read again to say why)
-            rate, data = wavfile.read(path)
-    except (ValueError, EOFError) as error:
+            rate, data = None, None
+        if data is None:
+            if header is not None and header[1] * header[3] > MAX_WHOLE_READ_SAMPLES:  # bounded before reading
+                seconds = header[3] / max(header[0], 1)
+                raise ValueError(
+                    f"`{name}` file {path} is a {header[2]}-bit WAV of {seconds:.1f} s x {header[1]} channel(s), "
+                    f"which is read whole; at most {MAX_WHOLE_READ_SAMPLES:,} samples are accepted in this format: "
+                    "cut it, or convert it to 16-bit PCM."
+                )
+            try:
+                rate, data = wavfile.read(path)
+            except (ValueError, EOFError) as error:
+                raise ValueError(f"`{name}` file {path} could not be read as WAV: {error}") from error
+    except EOFError as error:
         raise ValueError(f"`{name}` file {path} could not be read as WAV: {error}") from error
     if not MIN_SAMPLING_RATE_HZ <= rate <= MAX_SAMPLING_RATE_HZ:  # e.g. a 1 Hz header: refuse before resampling
         raise ValueError(
             f"`{name}` file {path} says its sampling rate is {rate} Hz; accepted: {MIN_SAMPLING_RATE_HZ} to "
             f"{MAX_SAMPLING_RATE_HZ} Hz."
         )
+    check_audio_shape(data.shape, name)
     duration_s = data.shape[0] / rate
     if max_duration_s is not None:  # crop early, with a margin for the resampling filter
         data = data[: math.ceil(max_duration_s * rate) + rate // 10]
@@ -236,9 +303,8 @@ def load_audio(
     if sampling_rate is None:
         raise ValueError(f"`sampling_rate` is missing: give the rate [Hz] of the `{name}` array.")
     rate = _rate(sampling_rate, "sampling_rate")
+    check_audio_shape(np.shape(audio), name)  # before any conversion
     wave = pcm_to_float(audio, name)
-    if wave.ndim not in (1, 2):
-        raise ValueError(f"`{name}` must be (samples,) or (samples, channels), got shape {wave.shape}.")
     check_waveform(wave, name)
     duration_s = wave.shape[0] / rate
     if mono:
@@ -415,11 +481,14 @@ __all__ = [
     "AUDIO_SUFFIXES",
     "Audio",
     "FRAME_SUFFIXES",
+    "MAX_AUDIO_CHANNELS",
     "MAX_AUDIO_SECONDS",
     "MAX_FRAMES",
     "MAX_FRAME_PIXELS",
     "MAX_SAMPLING_RATE_HZ",
+    "MAX_WHOLE_READ_SAMPLES",
     "MIN_SAMPLING_RATE_HZ",
+    "check_audio_shape",
     "check_duration",
     "check_frame_size",
     "check_frames",
@@ -438,4 +507,5 @@ __all__ = [
     "sample_frames",
     "sort_frame_paths",
     "to_mono",
+    "wav_header",
 ]

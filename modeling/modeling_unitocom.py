@@ -38,6 +38,7 @@ digital text link); a text link over the channel is a later increment.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -98,10 +99,12 @@ def _shape(value) -> tuple | str:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-    return value
+def _positive_int(name: str, value, high: int | None = None) -> int:
+    """`value` as an int in [1, `high`] (numpy integers too); `ValueError` naming `name` and the range otherwise."""
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integer or value < 1 or (high is not None and value > high):
+        raise ValueError(f"`{name}` must be an integer in [1, {'inf' if high is None else high}], got {value!r}.")
+    return int(value)
 
 
 class UniToComPreTrainedModel(PreTrainedModel):
@@ -240,6 +243,8 @@ class UniToComModel(UniToComPreTrainedModel):
         Returns:
             `torch.FloatTensor` of shape `(batch, tokens, token_dim)`.
         """
+        if num_tokens is not None:  # checked before the link: -1 or 0 would silently zero the wrong tokens
+            _positive_int("num_tokens", num_tokens, self.tokenizer(modality).config.num_tokens)
         batch = inputs.shape[0]
         if modality == "audio" and inputs.dim() == 4:  # every window crosses the link
             windows = inputs.shape[1]
@@ -397,10 +402,19 @@ class UniToComModel(UniToComPreTrainedModel):
 
     # ------------------------------------------------------------------ generation at the base station
 
-    def _prefill(self, input_ids, attention_mask, image_tokens, audio_tokens):
+    def _prefill(self, input_ids, attention_mask, image_tokens, audio_tokens, new_tokens: int, name: str):
+        """Run the prompt with a fresh KV cache, after checking that the prompt and the `new_tokens` generated after
+        it (all but the last are fed back) fit the language model's positions (`ValueError` naming `name`)."""
         mask = self._check_ids(input_ids, attention_mask)
         if (mask[:, -1] == 0).any():
             raise ValueError("`attention_mask` must be left-padded for generation (its last column all ones).")
+        context, prompt = self.config.text_config.max_position_embeddings, int(mask.sum(dim=1).max())
+        if prompt > context:
+            raise ValueError(f"`input_ids` holds {prompt} tokens in a row (padding excluded); at most {context} are "
+                             f"accepted (the language model's positions).")  # fmt: skip
+        if prompt + new_tokens - 1 > context:
+            raise ValueError(f"`{name}` must be in [1, {context - prompt + 1}] for this {prompt}-token prompt (the "
+                             f"language model has {context} positions), got {new_tokens}.")  # fmt: skip
         embeds = self.embed_inputs(input_ids, image_tokens, audio_tokens)
         positions = (mask.cumsum(dim=1) - 1).clamp_min(0)
         cache = DynamicCache(config=self.backbone.config)
@@ -428,7 +442,8 @@ class UniToComModel(UniToComPreTrainedModel):
         `config.max_new_tokens`)."""
         steps = self.config.max_new_tokens if max_new_tokens is None else max_new_tokens
         steps = _positive_int("max_new_tokens", steps)
-        hidden, mask, position, cache = self._prefill(input_ids, attention_mask, image_tokens, audio_tokens)
+        hidden, mask, position, cache = self._prefill(input_ids, attention_mask, image_tokens, audio_tokens, steps,
+                                                      "max_new_tokens")  # fmt: skip
         text = self.config.text_config
         eos, pad = text.eos_token_id, text.pad_token_id or 0
         finished = torch.zeros(hidden.shape[0], dtype=torch.bool, device=hidden.device)
@@ -472,12 +487,11 @@ class UniToComModel(UniToComPreTrainedModel):
         count = self.config.image_tokenizer_config.num_tokens if num_tokens is None else num_tokens
         count = _positive_int("num_tokens", count)
         steps = self.config.num_inference_steps if num_inference_steps is None else num_inference_steps
-        steps = _positive_int("num_inference_steps", steps)
-        if steps > self.config.num_train_timesteps:
-            raise ValueError(f"`num_inference_steps` must be in [1, {self.config.num_train_timesteps}], got {steps}.")
+        steps = _positive_int("num_inference_steps", steps, self.config.num_train_timesteps)
         _, sampler = self.noise_schedulers()
         # 1. the prompt
-        hidden, mask, position, cache = self._prefill(input_ids, attention_mask, image_tokens, audio_tokens)
+        hidden, mask, position, cache = self._prefill(input_ids, attention_mask, image_tokens, audio_tokens, count,
+                                                      "num_tokens")  # fmt: skip
         generated = []
         for index in range(count):
             # 2. c_i = Diffusion(h), eq. (17), then fed back as the next input

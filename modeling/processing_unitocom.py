@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from transformers import BatchFeature, PreTrainedTokenizerFast, ProcessorMixin
 
 from .configuration_unitocom import UniToComTokenizerConfig
-from .media_io import load_audio, load_image, read_wav
+from .media_io import check_audio_shape, load_audio, load_image, read_wav
 from .tokenization_unitocom import MEL_FLOOR_DB, log_mel_spectrogram, mel_filters
 
 TASKS = ("vqa", "text_to_image", "asr")
@@ -39,11 +39,24 @@ DEFAULT_AUDIO_WINDOWS = 4  # the training recipe's `data.asr_windows` (stages_un
 DEFAULT_MAX_TEXT_CHARS = 1000
 
 
-def _as_list(value, single_ndim: int) -> list:
-    """One input (a path, PIL image, dict, or an array of `single_ndim` dimensions) or a list of them -> a list."""
+def _as_list(value, single_ndim: int, name: str) -> list:
+    """One input (a path, PIL image, dict, or an array of `single_ndim` dimensions) or a non-empty list of them -> a
+    list; `ValueError` naming `name` for an empty list."""
     if isinstance(value, np.ndarray) and value.ndim == single_ndim or not isinstance(value, (list, tuple)):
         return [value]
+    if len(value) == 0:
+        raise ValueError(f"`{name}` is an empty list: give one input or a non-empty list of them.")
     return list(value)
+
+
+def _texts(texts, name: str) -> list:
+    """A string or a non-empty list/tuple of them -> a list (each checked by `check_text`)."""
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, (list, tuple)) or len(texts) == 0:
+        raise ValueError(f"`{name}` must be a string or a non-empty list of strings, got {type(texts).__name__} "
+                         f"{texts!r:.80}.")  # fmt: skip
+    return list(texts)
 
 
 def _positive_int(name: str, value) -> int:
@@ -163,6 +176,11 @@ class UniToComProcessor(ProcessorMixin):
     # ------------------------------------------------------------------ one input, checked and bounded
 
     @property
+    def min_audio_samples(self) -> int:
+        """Shortest waveform accepted [samples]: the centred STFT reflects `n_fft // 2` samples at each end."""
+        return self.n_fft // 2 + 1
+
+    @property
     def max_audio_samples(self) -> int:
         """Longest waveform accepted [samples]: its `1 + samples // hop_length` mel frames fit the windows."""
         return (self.num_audio_windows * self.num_frames - 1) * self.hop_length
@@ -181,14 +199,15 @@ class UniToComProcessor(ProcessorMixin):
         return load_image(image, name=name)
 
     def read_audio(self, audio, sampling_rate=None, name: str = "audio") -> np.ndarray:
-        """Speech -> float32 mono `(samples,)` at `sampling_rate` [Hz] of the front end, 2 to `max_audio_samples`.
+        """Speech -> float32 mono `(samples,)` at `sampling_rate` [Hz] of the front end, `min_audio_samples` to
+        `max_audio_samples`.
 
         `audio`: an array `(samples,)` or `(samples, channels)` (float, or integer PCM) with its `sampling_rate`, which
         must be the front end's (resample it first); a `{"array", "sampling_rate"}` dict; or a `.wav` path /
         `{"path"}` dict (resampled for you). The length is checked first: an array's before any conversion, a file's
         from its header (only the accepted part is read, memory-mapped).
         """
-        limit, rate = self.max_audio_samples, self.sampling_rate
+        shortest, limit, rate = self.min_audio_samples, self.max_audio_samples, self.sampling_rate
         if isinstance(audio, dict):
             unknown = sorted(set(audio) - set(AUDIO_DICT_KEYS))
             if unknown:
@@ -214,10 +233,12 @@ class UniToComProcessor(ProcessorMixin):
             if len(shape) not in (1, 2):
                 raise ValueError(f"`{name}` must be a waveform of shape (samples,) or (samples, channels), got shape "
                                  f"{shape}.")  # fmt: skip
+            check_audio_shape(shape, name)
             samples = shape[0]
-        if not 2 <= samples <= limit:
-            raise ValueError(f"`{name}` has {samples:,} samples at {rate} Hz ({samples / rate:.2f} s); 2 to {limit:,} "
-                             f"({limit / rate:.2f} s, {self.num_audio_windows} windows) are accepted.")  # fmt: skip
+        if not shortest <= samples <= limit:
+            raise ValueError(f"`{name}` has {samples:,} samples at {rate} Hz ({samples / rate:.4f} s); {shortest:,} to "
+                             f"{limit:,} ({shortest / rate:.4f} to {limit / rate:.2f} s, {self.num_audio_windows} "
+                             "windows) are accepted.")  # fmt: skip
         return read.waveform if isinstance(audio, (str, os.PathLike)) else load_audio(audio, rate, name=name).waveform
 
     # ------------------------------------------------------------------ batches
@@ -225,7 +246,7 @@ class UniToComProcessor(ProcessorMixin):
     def image_tensors(self, images) -> torch.Tensor:
         """Images (see `read_image`) -> `pixel_values` `(batch, 3, image_size, image_size)` in [0, 1]."""
         side, out = self.image_size, []
-        for index, image in enumerate(_as_list(images, 3)):
+        for index, image in enumerate(_as_list(images, 3, "images")):
             array = self.read_image(image, name=f"images[{index}]")
             x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255.0
             if x.shape[-2:] != (side, side):
@@ -241,7 +262,7 @@ class UniToComProcessor(ProcessorMixin):
         if self._mel_filters is None:
             self._mel_filters = mel_filters(self.audio_front_end)
         frames, out = self.num_audio_windows * self.num_frames, []
-        for index, item in enumerate(_as_list(audio, 1)):
+        for index, item in enumerate(_as_list(audio, 1, "audio")):
             wave = self.read_audio(item, sampling_rate, name=f"audio[{index}]")
             mel = log_mel_spectrogram(wave, self.audio_front_end, self._mel_filters)[0]  # (frames, mel)
             mel = F.pad(mel, (0, 0, 0, frames - mel.shape[0]), value=MEL_FLOOR_DB)
@@ -250,8 +271,7 @@ class UniToComProcessor(ProcessorMixin):
 
     def encode_texts(self, texts, name: str = "text") -> list[list[int]]:
         """Checked strings -> their ids (no special tokens); `ValueError` naming `name` for a text with no ids."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        rows = []
+        texts, rows = _texts(texts, name), []
         for index, text in enumerate(texts):
             self.check_text(text, f"{name}[{index}]" if len(texts) > 1 else name)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -282,7 +302,7 @@ class UniToComProcessor(ProcessorMixin):
             if (value is None) == (name in needed):
                 raise ValueError(f"Task {task!r} takes {list(needed)}; `{name}` is {'missing' if value is None else 'not used'}.")
         if task == "vqa":  # one question per image, checked before any image is read
-            images, text = _as_list(images, 3), [text] if isinstance(text, str) else list(text)
+            images, text = _as_list(images, 3, "images"), _texts(text, "text")
             if len(images) != len(text):
                 raise ValueError(f"`images` ({len(images)}) and `text` ({len(text)}) must have the same length: one "
                                  "question per image.")  # fmt: skip

@@ -73,8 +73,10 @@ def log_mel_spectrogram(waveform, config: UniToComTokenizerConfig, filters: torc
     wave = torch.as_tensor(waveform, dtype=torch.float32)
     if wave.dim() == 1:
         wave = wave.unsqueeze(0)
-    if wave.dim() != 2 or wave.shape[1] < 2:
-        raise ValueError(f"`waveform` must have shape (samples,) or (batch, samples) with samples >= 2, got {tuple(wave.shape)}.")
+    shortest = config.n_fft // 2 + 1  # the centred STFT reflects n_fft // 2 samples at each end
+    if wave.dim() != 2 or wave.shape[1] < shortest:
+        raise ValueError(f"`waveform` must have shape (samples,) or (batch, samples) with samples >= {shortest} "
+                         f"(n_fft // 2 + 1), got {tuple(wave.shape)}.")  # fmt: skip
     if not torch.isfinite(wave).all():
         raise ValueError("`waveform` must be finite (no NaN or inf samples).")
     filters = mel_filters(config).to(wave.device) if filters is None else filters

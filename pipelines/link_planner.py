@@ -121,6 +121,9 @@ def _allocate(config, names, maxima, network, method: str) -> LinkPlan:
         raise ValueError(f"`network` must be a dict (a problem of `allocate`), got {type(network).__name__}.")
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+    if not maxima:  # e.g. text-to-image: only the prompt's dedicated link, nothing for problem (16) to allocate
+        raise ValueError(f"`network` allocates the token lengths of the media links, but this task's links {names} "
+                         "have none to allocate: use `snr_db` instead.")  # fmt: skip
     if config.performance_model is None:
         raise ValueError(
             "`network` needs the fitted performance model phi_m(s) of eq. (15), but this checkpoint's config has "

@@ -91,8 +91,17 @@ class TokenCommPipeline(Pipeline):
         if seed is not None:
             forward_params["seed"] = check_integer(seed, "seed", low=0)
         if max_new_tokens is not None:
-            forward_params["max_new_tokens"] = check_integer(max_new_tokens, "max_new_tokens", low=1)
+            forward_params["max_new_tokens"] = check_integer(max_new_tokens, "max_new_tokens", 1,
+                                                             self.max_new_tokens_limit())  # fmt: skip
         return {}, forward_params, postprocess_params
+
+    def max_new_tokens_limit(self) -> int:
+        """Largest `max_new_tokens` a call may ask for: the language model's positions
+        (`text_config.max_position_embeddings`), since an answer cannot outgrow the context; a model that never
+        emits eos would otherwise decode (and grow its cache) for as long as asked."""
+        text_config = getattr(self.model.config, "text_config", None)
+        limit = getattr(text_config, "max_position_embeddings", None)
+        return int(limit) if isinstance(limit, int) and limit >= 1 else 2**63 - 1
 
     def check_family_parameters(self, values: dict) -> tuple[dict, dict]:
         """The given `family_parameters` (not None), checked -> `(forward_params, postprocess_params)`."""
