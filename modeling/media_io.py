@@ -373,6 +373,11 @@ def load_image(image, *, size=None, name: str = "image") -> np.ndarray:
                 return _to_rgb(opened, size, Image)
         except OSError as error:  # Pillow's UnidentifiedImageError is an OSError
             raise ValueError(f"`{name}` file {path} is not a readable image: {error}") from None
+        except Image.DecompressionBombError as error:  # over twice Pillow's own limit: refused in the header too
+            raise ValueError(
+                f"`{name}` file {path} is too large ({error}); at most {MAX_FRAME_PIXELS:,} pixels per frame "
+                "(4096x4096) are accepted: downscale it first."
+            ) from None
     if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
         check_frame_size(1, image.size[1], image.size[0], name)
         return _to_rgb(image, size, _pil_image())

@@ -156,3 +156,16 @@ def test_network_on_a_task_without_media_links_says_so(pipes):
     draw = pipes["token-comm-text-to-image"]
     with pytest.raises(ValueError, match=r"`network` .* none to allocate: use `snr_db`"):
         draw("a red cube", network={"bandwidth_hz": 1e6, "power_dbm": 20, "weight": 0.5, "devices": []})
+
+
+def test_an_image_over_pillows_bomb_limit_is_a_value_error(pipes, tmp_path):
+    """A 24 KB bilevel PNG of 14000x14000 pixels made Pillow raise DecompressionBombError (not a ValueError) in
+    `Image.open`, before the pixel bound was checked; every family reads images through `media_io.load_image`."""
+    from PIL import Image
+
+    path = tmp_path / "bomb.png"
+    Image.new("1", (14000, 14000)).save(path)
+    with pytest.raises(ValueError, match=r"`image` file .*bomb.png is too large .*at most 16,777,216 pixels"):
+        pipes["token-comm-vqa"]({"image": str(path), "question": "is there a red cube ?"})
+    with pytest.raises(ValueError, match=r"`video` file .*too large"):
+        media_io.read_frame_files([path])
