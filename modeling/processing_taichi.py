@@ -25,6 +25,9 @@ DEFAULT_INSTRUCTIONS = {
     "sentiment": "is the following sentence positive or negative ? sentence : {text}",
 }
 IMAGE_TASKS = ("vqa", "caption")
+# images up to this many pixels are stacked and resized as one float batch; larger ones one at a time (a batch of
+# four 4096 x 4096 images as one float tensor took 1.3 GB more)
+BATCHED_RESIZE_MAX_PIXELS = 512 * 512
 
 
 class TaiChiProcessor(ProcessorMixin):
@@ -77,8 +80,11 @@ class TaiChiProcessor(ProcessorMixin):
         """Images -> `(pixel_values (batch, 3, hr, hr), pixel_values_lr (batch, 3, lr, lr))`, normalized."""
         if isinstance(images, np.ndarray) and images.ndim == 3 or not isinstance(images, (list, tuple, np.ndarray)):
             images = [images]
+        if len(images) == 0:
+            raise ValueError("`images` must hold at least one image, got an empty list.")
         arrays = [load_image(image, name=f"images[{index}]") for index, image in enumerate(images)]  # bounded
-        if len({array.shape for array in arrays}) == 1:  # one batched resize
+        height, width = arrays[0].shape[:2]
+        if len({array.shape for array in arrays}) == 1 and height * width <= BATCHED_RESIZE_MAX_PIXELS:  # one resize
             return self.image_tensors(torch.from_numpy(np.stack(arrays)))
         pairs = [self.image_tensors(torch.from_numpy(np.ascontiguousarray(array))[None]) for array in arrays]
         return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
@@ -102,7 +108,10 @@ class TaiChiProcessor(ProcessorMixin):
             return [template] if text is None else [template] * len([text] if isinstance(text, str) else text)
         if text is None:
             raise ValueError(f"Task {task!r} needs `text` (its template is {template!r}).")
-        return [template.format(text=item) for item in ([text] if isinstance(text, str) else list(text))]
+        items = [text] if isinstance(text, str) else list(text)
+        if not items:
+            raise ValueError(f"Task {task!r} needs `text`: at least one string, got an empty list.")
+        return [template.format(text=item) for item in items]
 
     def __call__(self, task: str = "vqa", images=None, text=None, answers=None, return_tensors: str = "pt",
                  **kwargs) -> BatchFeature:  # fmt: skip

@@ -34,3 +34,27 @@ def test_max_new_tokens_beyond_the_context_is_refused_before_decoding(saved):
         with pytest.raises(ValueError, match=rf"`max_new_tokens` must be an integer in \[1, {positions}\]"):
             pipe(inputs, max_new_tokens=positions + 1)
     assert "generated_text" in caption(image, max_new_tokens=2, seed=0)
+
+
+def test_empty_inputs_are_refused_naming_the_argument(saved):
+    processor = TaiChiProcessor.from_pretrained(saved)
+    with pytest.raises(ValueError, match="`images` must hold at least one image"):
+        processor(task="vqa", images=[], text=["is there a cube ?"])
+    with pytest.raises(ValueError, match="needs `text`: at least one string"):
+        processor(task="sentiment", text=[])
+
+
+def test_large_images_are_resized_one_at_a_time_with_the_same_result(saved, monkeypatch):
+    import tokcom.modeling.processing_taichi as processing_taichi
+
+    processor = TaiChiProcessor.from_pretrained(saved)
+    images = list(np.random.default_rng(1).integers(0, 256, (3, 48, 48, 3), dtype=np.uint8))
+    batched = processor.process_images(images)
+    calls = []
+    original = processor.image_tensors
+    monkeypatch.setattr(processor, "image_tensors", lambda x: calls.append(x.shape[0]) or original(x))
+    monkeypatch.setattr(processing_taichi, "BATCHED_RESIZE_MAX_PIXELS", 48 * 48 - 1)
+    one_by_one = processor.process_images(images)
+    assert calls == [1, 1, 1]  # never the whole batch as one float tensor
+    for a, b in zip(batched, one_by_one):
+        torch.testing.assert_close(a, b)
