@@ -7,13 +7,13 @@ Two probes on the held-out (test) split of the recipe's shapes world:
 - `--towers`: linear probes (as in `pretrain_vision`) on the frozen V_l (coarse 4x4) and V_h (fine 8x8) tokens,
   trained on 1500 training images, accuracy on occupied test cells.
 
-    python benchmarks/taichi_visual_probe.py --model PATH [--towers] [--output results/taichi_visual_probe/NAME.json]
+    python benchmarks/taichi_visual_probe.py --model PATH [--towers [--window 3]] [--output results/taichi_visual_probe/NAME.json]
 
 What it showed (`results/taichi_visual_probe/`): on the default built in session 11, the visual tokens carry size
 0.95, colour 0.90 and material 0.93, and shape 0.355 (chance 0.33), which explains `query_shape` at chance. The towers
 themselves do not encode shape either: a linear probe gets 0.31 (coarse) and 0.15 (fine) on shape. 3000
 `pretrain_vision` steps instead of 600 give 0.39 / 0.33, and deeper towers (ConvNeXt depths [2, 3] widths [48, 96],
-a 4-layer ViT) give 0.43 / 0.44, while colour, size and material reach 0.86-0.90.
+a 4-layer ViT) give 0.43 / 0.44 (0.40 / 0.45 from each cell's 3x3 neighbourhood, `--window 3`), while colour, size and material reach 0.86-0.90.
 """
 
 from __future__ import annotations
@@ -66,8 +66,18 @@ def token_words(path: str, num_images: int = 500) -> dict:
     return out
 
 
-def tower_probes(path: str, train_images: int = 1500, test_images: int = 500, steps: int = 400) -> dict:
-    """Linear probes per attribute on the frozen towers' coarse and fine tokens; accuracy on occupied test cells."""
+def _window(tokens: torch.Tensor, side: int) -> torch.Tensor:
+    """`(n, cells, d)` grid tokens -> `(n, cells, d * side**2)`: each cell with its `side x side` neighbourhood
+    (zero-padded at the border)."""
+    n, cells, d = tokens.shape
+    grid = int(round(cells**0.5))
+    maps = tokens.reshape(n, grid, grid, d).permute(0, 3, 1, 2)
+    return F.unfold(maps, side, padding=side // 2).transpose(1, 2)
+
+
+def tower_probes(path: str, train_images: int = 1500, test_images: int = 500, steps: int = 400, window: int = 1) -> dict:
+    """Linear probes per attribute on the frozen towers' coarse and fine tokens (each with its `window x window`
+    neighbourhood when `window` > 1); accuracy on occupied test cells."""
     from tokcom.training.taichi_corpus import ATTRIBUTES
 
     model, processor = _load(path)
@@ -82,12 +92,14 @@ def tower_probes(path: str, train_images: int = 1500, test_images: int = 500, st
                 "fine": (fine, corpus.cell_targets(corpus.fine_side, range(count)))}  # fmt: skip
 
     train, test = features("train", train_images), features("test", test_images)
-    out = {"probe": "towers", "model": path, "train_images": train_images, "test_images": test_images}
+    out = {"probe": "towers", "model": path, "train_images": train_images, "test_images": test_images, "window": window}
     torch.manual_seed(0)
     for grid in ("coarse", "fine"):
         (x, y), (x_test, y_test) = train[grid], test[grid]
         mean, std = x.mean((0, 1)), x.std((0, 1)) + 1e-6
         x, x_test = (x - mean) / std, (x_test - mean) / std
+        if window > 1:
+            x, x_test = _window(x, window), _window(x_test, window)
         occupied = y_test[..., 0] > 0
         for column, name in enumerate(ATTRIBUTES):
             classes = int(max(y[..., column].max(), y_test[..., column].max())) + 1
@@ -108,6 +120,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a TaiChi checkpoint folder")
     parser.add_argument("--towers", action="store_true", help="probe the vision towers instead of Z_v")
+    parser.add_argument("--window", type=int, default=1, help="--towers: probe each cell with its window x window "
+                        "neighbourhood (odd)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
@@ -115,8 +129,10 @@ def main(argv=None) -> int:
         parser.error(f"--model must be a TaiChi checkpoint folder with a config.json, got {args.model!r}")
     if args.threads < 1:
         parser.error("--threads must be >= 1")
+    if args.window < 1 or args.window % 2 == 0:
+        parser.error(f"--window must be an odd integer >= 1, got {args.window}")
     torch.set_num_threads(args.threads)
-    result = tower_probes(args.model) if args.towers else token_words(args.model)
+    result = tower_probes(args.model, window=args.window) if args.towers else token_words(args.model)
     result["command"] = "python benchmarks/taichi_visual_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(result))
     if args.output:
