@@ -28,6 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from unitocom_common import write_json  # noqa: E402
 
 
 def _load(path: str):
@@ -136,8 +137,7 @@ def main(argv=None) -> int:
     result["command"] = "python benchmarks/taichi_visual_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(json.dumps(result))
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(Path(args.output), result)
     return 0
 
 

@@ -23,6 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
+from unitocom_common import write_json  # noqa: E402
 
 
 def probe(name: str, train_x, test_x, train_cells, test_cells, steps: int) -> dict:
@@ -88,8 +89,7 @@ def main(argv=None) -> int:
               "command": "python benchmarks/unitocom_token_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])}  # fmt: skip
     print(json.dumps(report))
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(Path(args.output), report)
     return 0
 
 
