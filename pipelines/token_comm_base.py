@@ -43,10 +43,16 @@ class TokenCommPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __init__(self, *args, **kwargs):
+        check_loader_parameters(kwargs.get("batch_size"), kwargs.get("num_workers"))
+        super().__init__(*args, **kwargs)
+
     def __call__(self, inputs, **kwargs):
-        """One input or a list of them; an empty list is refused."""
+        """One input or a list of them; an empty list is refused, and so are a `batch_size` / `num_workers` that
+        are not integers >= 1 / >= 0 (checked here, since a single input never reaches the DataLoader)."""
         if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
             raise ValueError("`inputs` is an empty list: give one input or a non-empty list of them.")
+        check_loader_parameters(kwargs.get("batch_size"), kwargs.get("num_workers"))
         return super().__call__(inputs, **kwargs)
 
     def _plan_at_construction(self) -> None:
@@ -195,6 +201,15 @@ def check_integer(value, field: str, low: int, high: int = 2**63 - 1) -> int:
     return int(value)
 
 
+def check_loader_parameters(batch_size=None, num_workers=None) -> None:
+    """`ValueError` for a given (not None) `batch_size` that is not an integer >= 1 or `num_workers` that is not an
+    integer >= 0 (a bool or 2.5 included), at construction or per call, before transformers' batching sees them."""
+    if batch_size is not None:
+        check_integer(batch_size, "batch_size", low=1)
+    if num_workers is not None:
+        check_integer(num_workers, "num_workers", low=0)
+
+
 def check_text(text, field: str = "question", max_chars: int = MAX_QUESTION_CHARS) -> str:
     """A non-empty string of at most `max_chars` characters; `ValueError` naming `field` otherwise."""
     if not isinstance(text, str) or not text.strip():
@@ -250,5 +265,5 @@ def warn_unknown_words(tokenizer, text: str, input_ids=None, attention_mask=None
     )
 
 
-__all__ = ["MAX_QUESTION_CHARS", "TokenCommPipeline", "UnknownWordsWarning", "check_integer", "check_prompt_tokens",
-           "check_text", "refuse_preprocessors", "warn_unknown_words"]  # fmt: skip
+__all__ = ["MAX_QUESTION_CHARS", "TokenCommPipeline", "UnknownWordsWarning", "check_integer", "check_loader_parameters",
+           "check_prompt_tokens", "check_text", "refuse_preprocessors", "warn_unknown_words"]  # fmt: skip

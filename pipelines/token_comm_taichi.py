@@ -31,6 +31,9 @@ from .link_planner import LinkPlan
 from .token_comm_base import FamilyProcessorPipeline, check_prompt_tokens, check_text
 
 IMAGE_INPUT_KEYS = ("image",)
+# the sentiment answers TaiChi is trained on, in label order: `tokcom.training.taichi_corpus.SENTIMENT_ANSWERS`
+# (SST-2 label 0, 1), repeated here so that the pipelines do not import the training code
+SENTIMENT_LABELS = ("negative", "positive")
 
 
 def resolve_taichi_processor(model, processor, tokenizer) -> TaiChiProcessor:
@@ -142,13 +145,57 @@ class TokenCommImageToTextPipeline(TaiChiPipeline):
 
 class TokenCommTextClassificationPipeline(TaiChiPipeline):
     """`pipeline("token-comm-text-classification")`: input a sentence or `{"text": ...}`; the sentence alone crosses
-    the text link; output `{"label" ("positive" | "negative", as generated), "score", "transmission"}`."""
+    the text link; output `{"label", "score", "transmission"}`.
+
+    A classifier, not free generation: the prompt crosses the link as in `generate` (same links, same noise draw for
+    a given `seed`), the receiver's distribution over the first answer token is restricted to the label words
+    (`SENTIMENT_LABELS`, each one token of the model's tokenizer), `label` is their argmax and `score` its softmax
+    probability among them, in `(0, 1]`. `max_new_tokens` is checked but unused: one answer token decides.
+    """
 
     task_name = "token-comm-text-classification"
     taichi_task = "sentiment"
     input_keys = ("text",)
     output_key = "label"
+    labels = SENTIMENT_LABELS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_ids = label_token_ids(self.processor.tokenizer, self.labels)
+
+    def _forward(self, model_inputs, links=None, channel_type=None, seed=None, max_new_tokens=None) -> dict:
+        inputs = {k: v for k, v in model_inputs.items() if k != "prompt_tokens"}
+        out = self.model.generate(**inputs, links=links, generator=self.generator(seed), channel_type=channel_type,
+                                  task=self.taichi_task, max_new_tokens=1, return_dict_in_generate=True)  # fmt: skip
+        first = out.scores[0]  # (batch, vocab) logits of the first answer token
+        label_logits = first[:, torch.as_tensor(self.label_ids, device=first.device)].float()
+        batch = label_logits.shape[0]
+        return {"label_probs": label_logits.softmax(dim=-1), "prompt_tokens": model_inputs["prompt_tokens"],
+                "visual_tokens": torch.full((batch,), out.num_visual_tokens)}  # fmt: skip
+
+    def postprocess(self, model_outputs, plan: LinkPlan) -> dict:
+        probs = model_outputs["label_probs"].reshape(-1, len(self.labels))[0]
+        best = int(probs.argmax())
+        tokens = {"text": int(model_outputs["prompt_tokens"].reshape(-1)[0]),
+                  "visual": int(model_outputs["visual_tokens"].reshape(-1)[0])}  # fmt: skip
+        return {
+            "label": self.labels[best],
+            "score": float(probs[best]),
+            "transmission": plan.report(tokens, self.model.config.channel_symbols_per_token),
+        }
 
 
-__all__ = ["TaiChiPipeline", "TaiChiVQAPipeline", "TokenCommImageToTextPipeline", "TokenCommTextClassificationPipeline",
-           "resolve_taichi_processor"]  # fmt: skip
+def label_token_ids(tokenizer, labels) -> list[int]:
+    """The one token id of each label word; `ValueError` naming a word that is not exactly one known token."""
+    ids = []
+    for label in labels:
+        encoded = tokenizer(label, add_special_tokens=False)["input_ids"]
+        if len(encoded) != 1 or encoded[0] == tokenizer.unk_token_id:
+            raise ValueError(f"The label word {label!r} is not one token of the model's tokenizer (it encodes to "
+                             f"{encoded}): the classifier scores each label as one answer token.")  # fmt: skip
+        ids.append(encoded[0])
+    return ids
+
+
+__all__ = ["SENTIMENT_LABELS", "TaiChiPipeline", "TaiChiVQAPipeline", "TokenCommImageToTextPipeline",
+           "TokenCommTextClassificationPipeline", "label_token_ids", "resolve_taichi_processor"]  # fmt: skip

@@ -102,6 +102,44 @@ def test_questions_are_bounded_by_the_models_context_and_unknown_words_warn(vqa)
         vqa({**CLIP, "question": "How many instruments in the video are playing?"})
 
 
+# ---------------------------------------------------------------------------------------------- batching parameters
+
+BAD_LOADER_PARAMETERS = [({"batch_size": 0}, r"`batch_size` must be an integer in \[1, "),
+                         ({"batch_size": -2}, r"`batch_size` must be an integer in \[1, "),
+                         ({"batch_size": 2.5}, r"`batch_size` must be an integer in \[1, "),
+                         ({"batch_size": True}, r"`batch_size` must be an integer in \[1, "),
+                         ({"num_workers": -1}, r"`num_workers` must be an integer in \[0, "),
+                         ({"num_workers": 1.5}, r"`num_workers` must be an integer in \[0, "),
+                         ({"num_workers": True}, r"`num_workers` must be an integer in \[0, ")]  # fmt: skip
+
+
+def test_batch_size_and_num_workers_are_checked_by_every_family(vqa):
+    """The shared `TokenCommPipeline` refuses a `batch_size` that is not an integer >= 1 and a `num_workers` that is
+    not an integer >= 0, per call (one input or a list) and at construction; a single input used to ignore them, a
+    list to fail in torch's DataLoader."""
+    from transformers import pipeline
+
+    from tokcom.modeling import TaiChiConfig, TaiChiForConditionalGeneration
+    from tokcom.modeling.processing_taichi import DEFAULT_INSTRUCTIONS, TaiChiProcessor
+    from tokcom.training.tokenization import build_word_tokenizer
+
+    model = TaiChiForConditionalGeneration(TaiChiConfig.tiny()).eval()
+    processor = TaiChiProcessor(build_word_tokenizer([*DEFAULT_INSTRUCTIONS.values(), "a good film"]))
+    classify = pipeline("token-comm-text-classification", model=model, processor=processor)
+    clip = {**CLIP, "question": "is the drum playing?"}
+    for pipe, one in ((vqa, clip), (classify, "a good film")):
+        for kwargs, message in BAD_LOADER_PARAMETERS:
+            for inputs in (one, [one, one]):
+                with pytest.raises(ValueError, match=message):
+                    pipe(inputs, **kwargs)
+    for kwargs, message in BAD_LOADER_PARAMETERS:
+        with pytest.raises(ValueError, match=message):
+            pipeline("token-comm-text-classification", model=model, processor=processor, **kwargs)
+        with pytest.raises(ValueError, match=message):
+            pipeline("token-comm-vqa", model=vqa.model, processor=vqa.processor, **kwargs)
+    assert len(classify(["a good film"] * 3, batch_size=2, num_workers=0)) == 3
+
+
 # ---------------------------------------------------------------------------------------------- garbage model files
 
 GARBAGE = [

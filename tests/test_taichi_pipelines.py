@@ -69,6 +69,42 @@ def test_batching_gives_the_one_by_one_answers(saved):
     assert [o["transmission"]["text"]["tokens"] for o in one] == [b["transmission"]["text"]["tokens"] for b in batched]
 
 
+def test_text_classification_scores_only_the_label_words(saved):
+    """The classifier answers one of the label words, never free text (an untrained model generates any word): the
+    argmax of the first answer token's distribution restricted to them, `score` its probability among them, the same
+    in a batch as one at a time."""
+    from tokcom.training.taichi_corpus import SENTIMENT_ANSWERS
+
+    classify = pipeline("token-comm-text-classification", model=str(saved))
+    sentences = ["a good film", "a dull plot", "a good plot", "a dull film"]
+    one = [classify(s, snr_db=float("inf")) for s in sentences]
+    batched = classify(sentences, snr_db=float("inf"), batch_size=4)
+    for out in one + batched:
+        assert set(out) == {"label", "score", "transmission"}
+        assert out["label"] in SENTIMENT_ANSWERS and 0.5 <= out["score"] <= 1
+    assert [o["label"] for o in one] == [b["label"] for b in batched]
+    np.testing.assert_allclose([o["score"] for o in one], [b["score"] for b in batched], rtol=1e-4, atol=1e-6)
+    # by hand: the first answer token's logits over the link, softmax over the label words' ids
+    tokenizer = classify.processor.tokenizer
+    ids = tokenizer.convert_tokens_to_ids(list(SENTIMENT_ANSWERS))
+    batch = classify.processor(task="sentiment", text=[sentences[0]])
+    noisy = classify("a good film", snr_db=3.0, seed=5)
+    for snr_db, seed, out in ((float("inf"), None, one[0]), (3.0, 5, noisy)):
+        logits = classify.model.generate(**batch, snr_db=snr_db, task="sentiment", max_new_tokens=1,
+                                         generator=None if seed is None else torch.Generator().manual_seed(seed),
+                                         return_dict_in_generate=True).scores[0][0, ids]  # fmt: skip
+        probs = logits.softmax(-1)
+        assert out["label"] == SENTIMENT_ANSWERS[int(probs.argmax())]
+        assert out["score"] == pytest.approx(float(probs.max()), rel=1e-5)
+    assert token_comm_taichi.SENTIMENT_LABELS == SENTIMENT_ANSWERS  # the pipeline's copy of the trained answers
+    # a vocabulary without the label words is refused at construction
+    instructions = [DEFAULT_INSTRUCTIONS["vqa"], DEFAULT_INSTRUCTIONS["caption"], "a good film"]
+    assert not any("negative" in text for text in instructions)
+    with pytest.raises(ValueError, match="label word 'negative' is not one token"):
+        pipeline("token-comm-text-classification", model=TaiChiForConditionalGeneration(TaiChiConfig.tiny()),
+                 processor=TaiChiProcessor(build_word_tokenizer(instructions)))  # fmt: skip
+
+
 def test_bad_inputs_get_one_clear_message(saved):
     vqa = pipeline("token-comm-vqa", model=str(saved))
     good = {"image": _image(0), "question": "is there a red cube?"}
