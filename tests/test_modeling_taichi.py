@@ -162,7 +162,7 @@ def test_gradients_reach_every_trained_part():
     out.loss.backward()
     grads = {name: p.grad for name, p in model.named_parameters()}
     for part in ("projector.layers.0.spline_weight", "ban.q_l.weight", "channel_coder.encoder_in.weight",
-                 "token_encoder.layers.0.self_attn.q_proj.lora_B.default.weight", "vision_hr.embeddings",
+                 "token_encoder.layers.0.self_attn.q_proj.lora_B.default.weight", "vision_hr.embedder",
                  "vision_lr.embeddings"):  # fmt: skip
         hit = [name for name in grads if name.startswith(part)]
         assert hit, part
@@ -205,7 +205,10 @@ def test_bad_inputs_name_the_argument(model):
 def test_from_backbones_splits_a_pretrained_llm_faithfully(tmp_path, monkeypatch):
     from transformers import CLIPVisionModel, ConvNextModel, Qwen2ForCausalLM
 
-    config = TaiChiConfig.tiny(text_embedding_multiplier=1.0)  # a pretrained LLM reads its embeddings unscaled
+    # a pretrained LLM reads its embeddings unscaled; V_h as the paper's ConvNeXt (the tiny preset's is a ResNet)
+    convnext = {"model_type": "convnext", "image_size": 64, "patch_size": 4, "num_stages": 2, "hidden_sizes": [32, 64],
+                "depths": [1, 1]}  # fmt: skip
+    config = TaiChiConfig.tiny(text_embedding_multiplier=1.0, vision_hr_config=convnext)
     torch.manual_seed(1)
     paths = {"vision_lr": tmp_path / "clip", "vision_hr": tmp_path / "convnext", "text": tmp_path / "llm"}
     llm = Qwen2ForCausalLM(config.text_config).eval()

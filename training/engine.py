@@ -194,6 +194,7 @@ class StageLoop:
                 resumed_running = restored.get("running", [])
         checkpoint_every = int(stage_recipe.get("checkpoint_every", max(steps // 4, 1)))
         objective.train()
+        freeze_normalization_statistics(model)
         bar = tqdm(range(start, steps), desc=stage, disable=not accelerator.is_main_process, initial=start, total=steps)
         running, began = list(resumed_running), time.time()  # losses since the last logged mean
         # 3. the loop: batch -> loss -> backward -> clip -> step
@@ -238,6 +239,26 @@ class StageLoop:
         for parameter in model.parameters():
             parameter.requires_grad_(False)
         return log
+
+
+def freeze_normalization_statistics(model: torch.nn.Module) -> list[str]:
+    """Put every batch-norm layer whose parameters this stage does not train in eval mode (after `.train()`), so a
+    frozen CNN (TaiChi's tiny ResNet V_h) stays frozen: it normalizes with its saved running statistics and does
+    not update them. Returns the names of those layers.
+
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train()
+    >>> _ = net[1].requires_grad_(False)
+    >>> freeze_normalization_statistics(net), net[1].training
+    (['1'], False)
+    """
+    frozen = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            parameters = list(module.parameters(recurse=False))  # none when affine=False: left as it is
+            if parameters and not any(parameter.requires_grad for parameter in parameters):
+                module.eval()
+                frozen.append(name)
+    return frozen
 
 
 STATE_MANIFEST = "step.json"  # inside each checkpoint folder: step, losses so far, and every file's size and digest

@@ -2,7 +2,7 @@
 
 | stage            | objective               | trains                                         | paper |
 |------------------|-------------------------|------------------------------------------------|-------|
-| pretrain_vision  | `VisionPretraining`     | V_l (CLIP) + V_h (ConvNeXt) + per-cell heads   | (our unimodal pretraining: "frozen" must mean something) |
+| pretrain_vision  | `VisionPretraining`     | V_l (CLIP) + V_h (ResNet / ConvNeXt) + per-cell heads | (our unimodal pretraining: "frozen" must mean something) |
 | pretrain_text    | `ResponseLoss`          | the LLM (both halves); images as scene words   | (our unimodal pretraining) |
 | pretrain         | `ResponseLoss` (+ word alignment) | BAN + KAN only                       | Sec. V-A-1 |
 | sft              | `ResponseLoss`          | BAN + KAN + LoRA (`train_llm: "full"`: the LLM) | Sec. V-A-2, multitask instructions |
@@ -80,8 +80,13 @@ class ResponseLoss(nn.Module):
 
 
 class VisionPretraining(nn.Module):
-    """Unimodal pretraining of V_l and V_h: from each token, classify the attributes of the front-most object in
-    its grid cell (or "empty"), with linear heads on the coarse (LR) and the fine (HR) tokens."""
+    """Unimodal pretraining of V_l and V_h with linear heads on the coarse (LR) and the fine (HR) tokens: per grid
+    cell, is an object there (the shape head's "empty" class, over all cells), and what are the attributes of the
+    front-most one (each head over the occupied cells only).
+
+    Scoring the attributes on occupied cells only matters: with "empty" in every attribute's cross-entropy over all
+    cells, 2-3 occupied cells of 64 weigh little and the fine tokens read colour, size and material at 0.81 after
+    1200 steps, against 0.98 this way (the shape head keeps "empty" so that occupancy is still learned)."""
 
     def __init__(self, model: TaiChiForConditionalGeneration):
         super().__init__()
@@ -96,14 +101,19 @@ class VisionPretraining(nn.Module):
         })  # fmt: skip
 
     def forward(self, pixel_values, pixel_values_lr, coarse_targets, fine_targets=None) -> torch.Tensor:
+        """Targets `(batch, cells, 4)` int64 (`TaiChiCorpus.cell_targets`: 0 = empty, else 1 + index)."""
         coarse, fine = self.model.tokenize_image(pixel_values, pixel_values_lr)
         losses = []
         for grid, tokens, targets in (("coarse", coarse, coarse_targets), ("fine", fine, fine_targets)):
             if grid not in self.heads:
                 continue
-            for head, column in zip(self.heads[grid], range(len(ATTRIBUTES))):
-                logits = head(tokens)
-                losses.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets[..., column].reshape(-1)))
+            occupied = targets[..., 0] > 0  # (batch, cells)
+            for column, head in enumerate(self.heads[grid]):
+                logits = head(tokens)  # (batch, cells, classes + 1)
+                if column == 0:  # occupancy, through the shape head's "empty" class
+                    losses.append(F.cross_entropy(logits.flatten(0, 1), targets[..., 0].flatten()))
+                if occupied.any():
+                    losses.append(F.cross_entropy(logits[occupied], targets[..., column][occupied]))
         return torch.stack(losses).mean()
 
 
