@@ -43,6 +43,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from unitocom_common import write_json  # noqa: E402
 
 LAYOUTS = ("cells", "words_and_cells", "words")
 
@@ -50,7 +51,7 @@ LAYOUTS = ("cells", "words_and_cells", "words")
 def run(families, layout: str, learning_rate: float, steps: int, eval_every: int, train_scenes: int = 1000,
         curriculum_steps: int = 0, eval_size: int = 128, model_overrides: dict | None = None,
         batch_size: int = 32, cosine: bool = False, beta2: float = 0.999, max_grad_norm: float = 0.0,
-        untie: bool = False) -> dict:  # fmt: skip
+        untie: bool = False, held_out: bool = False) -> dict:  # fmt: skip
     import tempfile
 
     from tokcom.modeling import Link
@@ -70,6 +71,12 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     if not questions:
         raise ValueError(f"`--families` must name some of {QUESTION_FAMILIES}, got {families}.")
     by_family = {name: [i for i in questions if corpus.questions[i]["family"] == name] for name in families}
+    test = None
+    if held_out:  # evaluate on the recipe's test split (scenes never trained on) instead of fresh training questions
+        from tokcom.training.taichi_corpus import TaiChiCorpus
+
+        test = TaiChiCorpus.build({**recipe["data"], "seed": recipe.get("seed", 0)}, "test")
+        test_questions = [i for i, q in enumerate(test.questions) if q["family"] in families]
     if untie:  # a separate LM head instead of the tied word embeddings
         model.lm_head.weight = torch.nn.Parameter(model.lm_head.weight.detach().clone())
     objective = family.objective("pretrain_text")
@@ -87,20 +94,22 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
              "text": Link(snr_db=float("inf"), channel_type="none")}  # fmt: skip
     rng = np.random.default_rng(0)
 
-    def batch(size, step=None):
-        pool = questions
-        if curriculum_steps and step is not None:  # family k joins at step k * curriculum_steps
+    def batch(size, step=None, split=None):
+        split, pool = split or corpus, questions
+        if split is not corpus:
+            pool = test_questions
+        elif curriculum_steps and step is not None:  # family k joins at step k * curriculum_steps
             pool = [i for name in families[: 1 + step // curriculum_steps] for i in by_family[name]]
-        rows = [corpus.questions[i] for i in rng.choice(pool, size)]
+        rows = [split.questions[i] for i in rng.choice(pool, size)]
         texts = [row["question"] for row in rows]
         if layout != "cells":
-            texts = [text + " " + " ".join(w for cell in corpus.scene_words([row["image_index"]])[0] for w in cell
+            texts = [text + " " + " ".join(w for cell in split.scene_words([row["image_index"]])[0] for w in cell
                                            if w != "empty") for text, row in zip(texts, rows)]  # fmt: skip
         encoded = tokenizer(family.processor.prompts("vqa", texts), padding=True, return_tensors="pt")
         out = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "links": links,
                "labels": answer_labels(tokenizer, [row["answer"] for row in rows])}  # fmt: skip
         if layout != "words":
-            out["scene_word_ids"] = corpus.scene_word_ids([row["image_index"] for row in rows], tokenizer)
+            out["scene_word_ids"] = split.scene_word_ids([row["image_index"] for row in rows], tokenizer)
         return out, rows
 
     curve, began = [], time.time()
@@ -108,7 +117,7 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     for step in range(steps + 1):
         if step % eval_every == 0:
             with torch.no_grad():
-                inputs, rows = batch(eval_size)
+                inputs, rows = batch(eval_size, split=test)
                 logits = objective_logits(objective, inputs)
                 predictions = tokenizer.convert_ids_to_tokens(logits.argmax(-1).tolist())
                 hits = [p == row["answer"] for p, row in zip(predictions, rows)]
@@ -131,7 +140,7 @@ def run(families, layout: str, learning_rate: float, steps: int, eval_every: int
     return {"families": families, "layout": layout, "learning_rate": learning_rate, "steps": steps,
             "batch_size": batch_size, "cosine": cosine, "model": model_overrides or {},
             "curriculum_steps": curriculum_steps, "beta2": beta2, "max_grad_norm": max_grad_norm, "untie": untie,
-            "curve": curve}
+            "train_scenes": train_scenes, "held_out": held_out, "curve": curve}
 
 
 def objective_logits(objective, inputs: dict) -> torch.Tensor:
@@ -163,6 +172,8 @@ def main(argv=None) -> int:
     parser.add_argument("--beta2", type=float, default=0.999, help="AdamW's second-moment decay")
     parser.add_argument("--max-grad-norm", type=float, default=0.0, help="clip the gradient norm (0: no clipping)")
     parser.add_argument("--untie", action="store_true", help="train a separate LM head (the embeddings stay tied)")
+    parser.add_argument("--train-scenes", type=int, default=1000, help="training scenes (the recipe has 4000)")
+    parser.add_argument("--held-out", action="store_true", help="evaluate on the recipe's test split")
     parser.add_argument("--output", default=None, help="write the curve as JSON here")
     args = parser.parse_args(argv)
     if min(args.steps, args.eval_every, args.eval_size, args.batch_size) < 1 or args.curriculum_steps < 0:
@@ -171,11 +182,11 @@ def main(argv=None) -> int:
     report = run(args.families, args.layout, args.learning_rate, args.steps, args.eval_every,
                  curriculum_steps=args.curriculum_steps, eval_size=args.eval_size, model_overrides=args.model,
                  batch_size=args.batch_size, cosine=args.cosine, beta2=args.beta2,
-                 max_grad_norm=args.max_grad_norm, untie=args.untie)
+                 max_grad_norm=args.max_grad_norm, untie=args.untie, train_scenes=args.train_scenes,
+                 held_out=args.held_out)
     report["command"] = "python benchmarks/taichi_llm_learnability.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(Path(args.output), report)
     return 0
 
 

@@ -293,27 +293,36 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(model):
 # ---------------------------------------------------------------------------------------------- training stages
 
 
-def test_stages_train_every_task_with_pretrained_tokenizers_frozen(tmp_path, monkeypatch):
-    """The `mllm` stage on the engine: pretrained tokenizers load from `model.*_tokenizer_path` and stay frozen,
-    the MLLM trains on VQA, text-to-image and ASR batches, and the result reloads with its word tokenizer."""
-    from transformers import PreTrainedTokenizerFast
-
+def _small_mllm_recipe(tmp_path, monkeypatch, name: str, scenes: int, utterances: int, stage: dict):
+    """A pretrained (random, saved) 8-token image tokenizer and a recipe whose `mllm` stage (`stage`) starts from
+    it, on `scenes` shapes scenes and `utterances` spoken ones (espeak-ng speech cached under `tmp_path`)."""
     from tokcom.modeling import UniToComTokenizerConfig, UniToComTokenizerModel
-    from tokcom.training.engine import train
-    from tokcom.training.stages_unitocom import UniToComLoss, UniToComStages
 
     monkeypatch.setenv("TOKCOM_CACHE", str(tmp_path / "cache"))  # espeak-ng speech for the ASR task
     torch.manual_seed(1)
     image_tokenizer = UniToComTokenizerModel(UniToComTokenizerConfig.tiny(num_tokens=8))
     image_tokenizer.save_pretrained(tmp_path / "image_tokenizer")
     recipe = {
-        "name": "unitocom_test", "family": "unitocom", "seed": 0, "num_threads": 1,
-        "data": {"train_scenes": 12, "questions_per_scene": 2, "asr_utterances": 6, "asr_windows": 6},
+        "name": name, "family": "unitocom", "seed": 0, "num_threads": 1,
+        "data": {"train_scenes": scenes, "questions_per_scene": 2, "asr_utterances": utterances, "asr_windows": 6},
         "model": {"image_tokenizer_path": str(tmp_path / "image_tokenizer"),
                   "audio_tokenizer_config": {"modality": "audio", "num_tokens": 4}},
         "channel": {"snr_db_range": [0.0, 20.0], "channel_types": ["awgn", "rayleigh"]},
-        "stages": {"mllm": {"steps": 6, "batch_size": 4, "learning_rate": 0.002}},
+        "stages": {"mllm": stage},
     }  # fmt: skip
+    return image_tokenizer, recipe
+
+
+def test_stages_train_every_task_with_pretrained_tokenizers_frozen(tmp_path, monkeypatch):
+    """The `mllm` stage on the engine: pretrained tokenizers load from `model.*_tokenizer_path` and stay frozen,
+    the MLLM trains on VQA, text-to-image and ASR batches, and the result reloads with its word tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
+    from tokcom.training.engine import train
+    from tokcom.training.stages_unitocom import UniToComLoss, UniToComStages
+
+    image_tokenizer, recipe = _small_mllm_recipe(tmp_path, monkeypatch, "unitocom_test", scenes=12, utterances=6,
+                                                 stage={"steps": 6, "batch_size": 4, "learning_rate": 0.002})  # fmt: skip
     stages = UniToComStages.setup(recipe, None, tmp_path / "unused")
     config = stages.model.config
     assert config.image_tokenizer_config.num_tokens == 8
@@ -342,20 +351,9 @@ def test_stages_train_every_task_with_pretrained_tokenizers_frozen(tmp_path, mon
 def test_two_cpu_processes_train_a_unitocom_stage_and_stay_identical(tmp_path, monkeypatch, launch_two_processes):
     """`accelerate launch` with 2 CPU processes (DDP, gloo) runs the `mllm` stage over a pretrained, frozen image
     tokenizer on every task (a resumable state is saved midway); both ranks end identical."""
-    from tokcom.modeling import UniToComTokenizerConfig, UniToComTokenizerModel
-
-    monkeypatch.setenv("TOKCOM_CACHE", str(tmp_path / "cache"))  # espeak-ng speech for the ASR task
-    torch.manual_seed(1)
-    UniToComTokenizerModel(UniToComTokenizerConfig.tiny(num_tokens=8)).save_pretrained(tmp_path / "image_tokenizer")
-    recipe = {
-        "name": "unitocom_ddp_test", "family": "unitocom", "seed": 0, "num_threads": 1,
-        "data": {"train_scenes": 8, "questions_per_scene": 2, "asr_utterances": 4, "asr_windows": 6},
-        "model": {"image_tokenizer_path": str(tmp_path / "image_tokenizer"),
-                  "audio_tokenizer_config": {"modality": "audio", "num_tokens": 4}},
-        "channel": {"snr_db_range": [0.0, 20.0], "channel_types": ["awgn", "rayleigh"]},
-        "stages": {"mllm": {"steps": 4, "batch_size": 2, "learning_rate": 0.002, "checkpoint_every": 2,
-                            "tasks": {"vqa": 1.0, "text_to_image": 1.0, "asr": 2.0}}},  # draws t2i, asr, t2i, vqa
-    }  # fmt: skip
+    _, recipe = _small_mllm_recipe(tmp_path, monkeypatch, "unitocom_ddp_test", scenes=8, utterances=4, stage={
+        "steps": 4, "batch_size": 2, "learning_rate": 0.002, "checkpoint_every": 2,
+        "tasks": {"vqa": 1.0, "text_to_image": 1.0, "asr": 2.0}})  # draws t2i, asr, t2i, vqa  # fmt: skip
     log = launch_two_processes(recipe, tmp_path)
     assert log["num_processes"] == 2 and log["stages"][0]["num_processes"] == 2
     assert log["rank_parameter_digests"][0] == log["rank_parameter_digests"][1]

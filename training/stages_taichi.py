@@ -85,12 +85,16 @@ class VisionPretraining(nn.Module):
     front-most one (each head over the occupied cells only).
 
     Scoring the attributes on occupied cells only matters: with "empty" in every attribute's cross-entropy over all
-    cells, 2-3 occupied cells of 64 weigh little and the fine tokens read colour, size and material at 0.81 after
-    1200 steps, against 0.98 this way (the shape head keeps "empty" so that occupancy is still learned)."""
+    cells (`attributes_on="all_cells"`, the objective before session 12), 2-3 occupied cells of 64 weigh little and
+    the fine tokens of the old ConvNeXt read colour, size and material at 0.81 after 1200 steps, against 0.98 this way
+    (the shape head keeps "empty" so that occupancy is still learned; `benchmarks/taichi_tower_variants.py`)."""
 
-    def __init__(self, model: TaiChiForConditionalGeneration):
+    def __init__(self, model: TaiChiForConditionalGeneration, attributes_on: str = "occupied"):
         super().__init__()
+        if attributes_on not in ("occupied", "all_cells"):
+            raise ValueError(f"`attributes_on` must be 'occupied' or 'all_cells', got {attributes_on!r}.")
         self.model = model
+        self.attributes_on = attributes_on
         config = model.config
         widths = {"coarse": config.vision_lr_config.hidden_size}
         if model.vision_hr is not None:
@@ -108,9 +112,11 @@ class VisionPretraining(nn.Module):
             if grid not in self.heads:
                 continue
             occupied = targets[..., 0] > 0  # (batch, cells)
+            if self.attributes_on == "all_cells":
+                occupied = torch.ones_like(occupied)
             for column, head in enumerate(self.heads[grid]):
                 logits = head(tokens)  # (batch, cells, classes + 1)
-                if column == 0:  # occupancy, through the shape head's "empty" class
+                if column == 0 and self.attributes_on == "occupied":  # occupancy, through the shape head's "empty"
                     losses.append(F.cross_entropy(logits.flatten(0, 1), targets[..., 0].flatten()))
                 if occupied.any():
                     losses.append(F.cross_entropy(logits[occupied], targets[..., column][occupied]))
