@@ -40,10 +40,11 @@ TINY_VISION_LR_CONFIG = {  # 32x32 LR view, 8x8 patches -> a 4x4 coarse grid (V_
 }
 # V_h of the tiny preset is a small ResNet (transformers' `ResNetModel`, basic blocks): 64x64 image, 7x7/2 stem +
 # 3x3/2 max-pool (16x16), a stage at 16x16 and one at 8x8 -> the 8x8 fine grid. A ConvNeXt this small (patchify
-# stem, one depthwise block per stage) does not learn the objects' shapes at 64 px: in `pretrain_vision` its fine
-# tokens read shape at 0.36-0.46 (chance 0.33) with stems of 4 or 2 pixels, depths up to [3, 3, 3] and layer scale
-# 1, while this ResNet reads 0.86 in 900 steps, faster (`benchmarks/taichi_visual_probe.py --towers`,
-# results/taichi_visual_probe/). The paper's preset keeps its ConvNeXt-L; `hidden_sizes` is what both expose.
+# stem, depthwise blocks) does not learn the objects' shapes at 64 px: after 1200 `pretrain_vision` steps its fine
+# tokens read shape at 0.40 (4-px stem, stages [32, 64] x 1, the preset before) or 0.55 (2-px stem, three stages of
+# depth 3: 2.7x the parameters, 6x the time), chance being 0.33, while this ResNet reads 0.87 in the time of the
+# first (`benchmarks/taichi_tower_variants.py`, results/taichi_visual_probe/). The paper's preset keeps its
+# ConvNeXt-L; `hidden_sizes` and `(batch, C, h, w)` stage maps are what both expose.
 TINY_VISION_HR_CONFIG = {
     "model_type": "resnet",
     "image_size": 64,  # not a ResNet field: kept on the config as the side of I (`hr_image_size`'s default)
