@@ -24,7 +24,7 @@ TEMPLATE = """---
 # {name}
 
 `TaiChiForConditionalGeneration` (TaiChi, `taichi-vlm-tokencom`): a device tokenizes an image twice (a CLIP ViT on a
-{lr}x{lr} view, a ConvNeXt on the {hr}x{hr} image), fuses them with the Bilateral Attention Network into at most
+{lr}x{lr} view, a {hr_cnn} on the {hr}x{hr} image), fuses them with the Bilateral Attention Network into at most
 {max_visual} tokens, projects them with a KAN into the LLM's space, runs the first {k} of the LLM's {layers} layers
 over the visual tokens and the instruction, and sends the result through an SNR-adaptive channel coder
 ({symbols} complex channel uses per token) over an AWGN or Rayleigh channel; the base station decodes the symbols
@@ -97,6 +97,8 @@ def render_taichi_card(model_dir, evaluation: dict | None, command: str, trainin
         name=name,
         lr=config.lr_image_size,
         hr=config.hr_image_size,
+        hr_cnn={"convnext": "ConvNeXt", "resnet": "ResNet"}.get(config.vision_hr_config.model_type,
+                                                                config.vision_hr_config.model_type),
         max_visual=config.max_visual_tokens,
         k=config.num_transmitter_layers,
         layers=config.text_config.num_hidden_layers,
