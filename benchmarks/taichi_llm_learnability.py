@@ -41,15 +41,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from unitocom_common import write_json  # noqa: E402
+from unitocom_common import finish_report  # noqa: E402
 
 LAYOUTS = ("cells", "words_and_cells", "words")
 
@@ -190,10 +188,7 @@ def main(argv=None) -> int:
                  batch_size=args.batch_size, cosine=args.cosine, beta2=args.beta2,
                  max_grad_norm=args.max_grad_norm, untie=args.untie, train_scenes=args.train_scenes,
                  held_out=args.held_out)
-    report["command"] = "python benchmarks/taichi_llm_learnability.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.output:
-        write_json(Path(args.output), report)
-    return 0
+    return finish_report(report, "taichi_llm_learnability.py", argv, args.output, echo=False)
 
 
 if __name__ == "__main__":

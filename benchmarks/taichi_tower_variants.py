@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from unitocom_common import write_json  # noqa: E402
+from unitocom_common import finish_report  # noqa: E402
 
 CONVNEXT = {"model_type": "convnext", "image_size": 64, "num_channels": 3}
 VARIANTS = {
@@ -107,11 +105,8 @@ def main(argv=None) -> int:
     for name in args.variants:
         results.append(run_variant(name, train, test, args.steps, args.attributes_on))
         print(json.dumps(results[-1]), flush=True)
-    report = {"attributes_on": args.attributes_on, "test_images": len(test.images), "results": results,
-              "command": "python benchmarks/taichi_tower_variants.py " + " ".join(argv if argv is not None else sys.argv[1:])}  # fmt: skip
-    if args.output:
-        write_json(Path(args.output), report)
-    return 0
+    report = {"attributes_on": args.attributes_on, "test_images": len(test.images), "results": results}
+    return finish_report(report, "taichi_tower_variants.py", argv, args.output, echo=False)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,14 @@ a 4-layer ViT) give 0.43 / 0.44 (0.40 / 0.45 from each cell's 3x3 neighbourhood,
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from unitocom_common import write_json  # noqa: E402
+from unitocom_common import finish_report  # noqa: E402
 
 
 def _load(path: str):
@@ -134,11 +132,7 @@ def main(argv=None) -> int:
         parser.error(f"--window must be an odd integer >= 1, got {args.window}")
     torch.set_num_threads(args.threads)
     result = tower_probes(args.model, window=args.window) if args.towers else token_words(args.model)
-    result["command"] = "python benchmarks/taichi_visual_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(json.dumps(result))
-    if args.output:
-        write_json(Path(args.output), result)
-    return 0
+    return finish_report(result, "taichi_visual_probe.py", argv, args.output)
 
 
 if __name__ == "__main__":

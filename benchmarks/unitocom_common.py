@@ -116,3 +116,18 @@ def metric_name(model) -> str:
 def write_json(path: Path, payload) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def finish_report(report: dict, script: str, argv, output=None, echo: bool = True) -> int:
+    """The end of every diagnostic benchmark: record the command that regenerates `report` (`python
+    benchmarks/<script> <argv>`, `argv` defaulting to `sys.argv[1:]`), print it as one JSON line when `echo`, and
+    write it to `output` when given. Returns 0 (the script's exit code)."""
+    import sys
+
+    arguments = list(argv if argv is not None else sys.argv[1:])
+    report["command"] = " ".join(["python", f"benchmarks/{script}", *arguments])
+    if echo:
+        print(json.dumps(report))
+    if output:
+        write_json(Path(output), report)
+    return 0

@@ -53,6 +53,17 @@ def test_config_round_trip_and_checks(tmp_path):
             TaiChiConfig.tiny(**{field: value})
 
 
+
+def test_hr_image_size_is_required_when_the_hr_tower_has_none():
+    """A V_h config without `image_size` (transformers' ResNet has none) needs `hr_image_size`, named in the error."""
+    from transformers import ResNetConfig
+
+    resnet = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic")
+    assert getattr(resnet, "image_size", None) is None
+    with pytest.raises(ValueError, match="`hr_image_size` is required"):
+        TaiChiConfig.tiny(vision_hr_config=resnet)
+    assert TaiChiConfig.tiny(vision_hr_config=resnet, hr_image_size=64).hr_image_size == 64
+
 def test_forward_shapes_and_visual_budget(model):
     inputs = _inputs()
     labels = torch.tensor([[9, 2, -100], [11, 12, 2]])
