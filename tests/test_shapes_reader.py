@@ -2,17 +2,24 @@
 hand-built reader, a briefly trained reader beating the shuffled pairing, FID with its features."""
 
 import doctest
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+import tokcom
 from tokcom.training import shapes_reader
 from tokcom.training.data.shapes_render import SHAPES
 from tokcom.training.shapes_reader import (
     ATTRIBUTE_VALUES,
     CELL_CLASSES,
     READER_LABELS,
+    ReaderFeatureExtractor,
     ShapesAttributeReader,
     ShapesReaderConfig,
     attribute_accuracy,
@@ -154,3 +161,119 @@ def test_frechet_distance_self_noise_and_halves(trained):
     assert against_noise > 10 * halves > 0, (against_noise, halves)
     again = reader_baselines(reader, images[:40], [["a cube"]] * 40, seed=1)
     assert again == reader_baselines(reader, images[:40], [["a cube"]] * 40, seed=1)  # seeded, deterministic
+
+
+# --- image sizes: 64-px readers; readers saved before `image_size` existed read 32 px exactly as before ---------
+
+TINY_64 = ShapesReaderConfig(channels=(8, 16, 32), num_features=32, image_size=64)
+PRE_IMAGE_SIZE_COMMIT = "cfe4767d89781bce8149c4604d9fdce95ab02a3e"  # the last shapes_reader.py without `image_size`
+INSTALLED_READER = Path(tokcom.__file__).parent / "checkpoints" / "unitocom-tiny" / "shapes_reader"
+
+
+def test_64_px_reader_shapes_and_inputs():
+    reader = ShapesAttributeReader(TINY_64, generator=torch.Generator().manual_seed(0)).eval()
+    images = torch.rand(3, 3, 64, 64)
+    assert reader.image_size == 64 and len(reader.stem) > 0 and len(ShapesAttributeReader(TINY).stem) == 0
+    assert reader(images).shape == (3, len(READER_LABELS)) and reader.features(images).shape == (3, 32)
+    feature_map = reader.feature_map(images)
+    assert feature_map.shape == (3, 32, 8, 8)
+    assert [tuple(c.shape) for c in reader.cell_logits(feature_map)] == [(3, n, 4, 4) for n in CELL_CLASSES.values()]
+    probabilities = reader.predict(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
+    assert probabilities.shape == (2, len(READER_LABELS)) and ((0 <= probabilities) & (probabilities <= 1)).all()
+    with pytest.raises(ValueError, match=r"`images` must have shape \(batch > 0, 3, 64, 64\), got \(2, 3, 32, 32\)"):
+        reader(torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"`fake_images` must have shape \(batch > 0, 3, 64, 64\)"):
+        frechet_distance(reader, images, torch.rand(3, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"\(batch > 0, 3, 64, 64\)"):
+        attribute_accuracy(reader, torch.rand(2, 3, 32, 32), ["a cube"] * 2)
+    assert abs(frechet_distance(reader, images, images)) < 1e-3
+    extractor = ReaderFeatureExtractor(reader)  # FID's module resizes other sides to the reader's
+    assert extractor(torch.rand(2, 3, 32, 32)).shape == (2, 32)
+
+
+def test_image_size_is_validated():
+    for bad in (48, 16, 0, 96, 32.0, True):
+        with pytest.raises(ValueError, match="`image_size`"):
+            ShapesReaderConfig(image_size=bad)
+    with pytest.raises(ValueError, match="`image_size`"):
+        shapes_reader_data(2, "test", image_size=48)
+    with pytest.raises(ValueError, match="`image_size`"):
+        train_attribute_reader(8, steps=1, test_scenes=4, config=TINY, image_size=64, progress=False)
+    assert ShapesReaderConfig(image_size=128).image_size == 128
+
+
+def test_64_px_data_and_training():
+    """64-px data show the same scenes as 32-px data (captions, labels, cells), rendered at 128 px; a 64-px reader
+    trains on them (2 steps: the plumbing only) and saves / loads with its side."""
+    small, large = shapes_reader_data(4, "test"), shapes_reader_data(4, "test", image_size=64)
+    assert large["images"].shape == (4, 3, 64, 64) and large["images"].dtype == torch.uint8
+    assert large["captions"] == small["captions"]
+    assert torch.equal(large["labels"], small["labels"]) and torch.equal(large["cells"], small["cells"])
+    coarse = torch.nn.functional.avg_pool2d(large["images"].float(), 2)  # about the 32-px images
+    assert (coarse - small["images"].float()).abs().mean() < 8, (coarse - small["images"].float()).abs().mean()
+    reader, report = train_attribute_reader(8, steps=2, test_scenes=4, config=TINY_64, progress=False)
+    assert reader.image_size == 64 and sorted(report["label_accuracy"]) == ["color", "material", "shape", "size"]
+    reader, _ = train_attribute_reader(8, steps=1, test_scenes=4, progress=False, image_size=64)
+    assert reader.config == ShapesReaderConfig(image_size=64)
+
+
+def test_old_config_without_image_size_loads_as_32(tmp_path):
+    reader = ShapesAttributeReader(TINY_64, generator=torch.Generator().manual_seed(2)).eval()
+    reader.save_pretrained(tmp_path / "new")
+    assert json.loads((tmp_path / "new" / "reader_config.json").read_text())["image_size"] == 64
+    loaded = ShapesAttributeReader.from_pretrained(tmp_path / "new")
+    images = torch.rand(2, 3, 64, 64)
+    assert loaded.config == TINY_64 and torch.equal(loaded(images), reader(images))
+    old = ShapesAttributeReader(TINY, generator=torch.Generator().manual_seed(3)).eval()
+    old.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "reader_config.json").read_text())
+    del config["image_size"]  # as written before the field existed
+    (tmp_path / "old" / "reader_config.json").write_text(json.dumps(config))
+    loaded = ShapesAttributeReader.from_pretrained(tmp_path / "old")
+    assert loaded.image_size == 32 and loaded.config == TINY
+    images = torch.rand(2, 3, 32, 32)
+    assert torch.equal(loaded(images), old(images))
+
+
+def _pre_image_size_module():
+    """shapes_reader.py as of `PRE_IMAGE_SIZE_COMMIT`, imported as a module, or None without git / that commit."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        source = subprocess.run(["git", "show", f"{PRE_IMAGE_SIZE_COMMIT}:training/shapes_reader.py"], cwd=root,
+                                capture_output=True, text=True, check=True, timeout=60).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name = "_shapes_reader_before_image_size"
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up there
+    try:
+        exec(compile(source, f"{PRE_IMAGE_SIZE_COMMIT[:7]}:training/shapes_reader.py", "exec"), module.__dict__)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+@pytest.mark.skipif(not (INSTALLED_READER / "model.safetensors").is_file(), reason="no installed unitocom-tiny")
+def test_installed_reader_reads_as_before():
+    """The installed reader (config without `image_size`) loads strictly at 32 px, and its predictions equal
+    those of the reader class before `image_size` existed."""
+    from safetensors.torch import load_file
+
+    assert "image_size" not in json.loads((INSTALLED_READER / "reader_config.json").read_text())
+    reader = ShapesAttributeReader.from_pretrained(INSTALLED_READER)
+    assert reader.image_size == 32 and len(reader.stem) == 0
+    saved = load_file(str(INSTALLED_READER / "model.safetensors"))
+    assert sorted(reader.state_dict()) == sorted(saved)
+    fresh = ShapesAttributeReader(reader.config)
+    assert not fresh.load_state_dict(saved, strict=True).missing_keys
+    images = shapes_reader_data(8, "test")["images"]
+    probabilities = reader.predict(images)
+    assert torch.equal(probabilities, reader.predict(images)) and ((0 <= probabilities) & (probabilities <= 1)).all()
+    before = _pre_image_size_module()
+    if before is None:
+        pytest.skip(f"git or commit {PRE_IMAGE_SIZE_COMMIT[:7]} unavailable: no comparison with the old class")
+    assert torch.equal(before.shapes_reader_data(8, "test")["images"], images)  # 32-px data: bit-identical
+    old = before.ShapesAttributeReader.from_pretrained(INSTALLED_READER)
+    assert torch.equal(old.predict(images), probabilities)
+    assert torch.equal(old.features(images), reader.features(images))
+    assert before.frechet_distance(old, images[:4], images[4:]) == frechet_distance(reader, images[:4], images[4:])
