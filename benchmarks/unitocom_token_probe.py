@@ -3,7 +3,7 @@ baseline).
 
 A per-cell MLP probe (4 x 4 grid, each cell: empty or the object's shape, colour, size, material) trained on the
 image tokenizer's clean tokens (mu, `(32, 8)` flattened) of 4000 training scenes, tested on 500 held-out scenes;
-the same probe on the 32 x 32 pixels beside it.
+the same probe on the pixels (at the tokenizer's `image_size`) beside it.
 
     python benchmarks/unitocom_token_probe.py [--tokenizer runs/unitocom_v2/image_tokenizer/model] [--steps 3000]
         [--output results/unitocom_vqa_mllm_variants/token_probe.json]
@@ -12,9 +12,7 @@ the same probe on the 32 x 32 pixels beside it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
-from unitocom_common import write_json  # noqa: E402
+from unitocom_common import finish_report  # noqa: E402
 
 
 def probe(name: str, train_x, test_x, train_cells, test_cells, steps: int) -> dict:
@@ -74,8 +72,9 @@ def main(argv=None) -> int:
     from tokcom.modeling.tokenization_unitocom import UniToComTokenizerModel
     from tokcom.training.shapes_reader import shapes_reader_data
 
-    train, test = shapes_reader_data(4000, "train"), shapes_reader_data(500, "test")
     tokenizer = UniToComTokenizerModel.from_pretrained(args.tokenizer).eval()
+    size = tokenizer.config.image_size  # the scenes at the tokenizer's resolution
+    train, test = shapes_reader_data(4000, "train", image_size=size), shapes_reader_data(500, "test", image_size=size)
 
     def tokens(images):
         with torch.no_grad():
@@ -85,12 +84,8 @@ def main(argv=None) -> int:
     results = [probe("tokens", tokens(train["images"]), tokens(test["images"]), train["cells"], test["cells"], args.steps),
                probe("pixels", train["images"].float().flatten(1), test["images"].float().flatten(1), train["cells"],
                      test["cells"], args.steps)]  # fmt: skip
-    report = {"tokenizer": args.tokenizer, "results": results,
-              "command": "python benchmarks/unitocom_token_probe.py " + " ".join(argv if argv is not None else sys.argv[1:])}  # fmt: skip
-    print(json.dumps(report))
-    if args.output:
-        write_json(Path(args.output), report)
-    return 0
+    report = {"tokenizer": args.tokenizer, "results": results}
+    return finish_report(report, "unitocom_token_probe.py", argv, args.output)
 
 
 if __name__ == "__main__":

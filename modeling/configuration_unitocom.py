@@ -49,6 +49,10 @@ class UniToComTokenizerConfig(PreTrainedConfig):
         token_dim (`int`, defaults to 8): dimension of each token.
         hidden_size, intermediate_size, num_attention_heads (`int`): the Transformer widths (both sides).
         num_encoder_layers, num_decoder_layers (`int`): depth of F_alpha and F_beta (paper: 6 each).
+        decoder_conv_channels (`int`, defaults to 0): images only. 0: F_beta ends in a linear map of each patch
+            position's state onto its pixels (ViT-style). > 0: that map gives `decoder_conv_channels` features per
+            pixel instead, and two 3x3 convolutions over the whole image turn them into RGB (a convolutional
+            refinement head, not in the paper; see `UniToComTokenDecoder`).
         image_size, num_channels, patch_size (`int`): image input; `image_size` divisible by `patch_size`.
         sampling_rate [Hz], n_fft, win_length, hop_length [samples], num_mel_bins, f_min, f_max [Hz] (`int`/`float`):
             the log-mel front end of the audio tokenizer (and of its Griffin-Lim inversion).
@@ -91,6 +95,7 @@ class UniToComTokenizerConfig(PreTrainedConfig):
     num_attention_heads: int = 4
     num_encoder_layers: int = 2
     num_decoder_layers: int = 2
+    decoder_conv_channels: int = 0
     image_size: int = 32
     num_channels: int = 3
     patch_size: int = 4
@@ -144,6 +149,11 @@ class UniToComTokenizerConfig(PreTrainedConfig):
         _finite("f_max", self.f_max, self.f_min + 1e-6, self.sampling_rate / 2)
         _finite("mel_mean_db", self.mel_mean_db, -math.inf)
         _finite("mel_std_db", self.mel_std_db, 1e-6)
+        if isinstance(self.decoder_conv_channels, bool) or not isinstance(self.decoder_conv_channels, int) \
+                or self.decoder_conv_channels < 0:
+            raise ValueError(f"`decoder_conv_channels` must be an integer >= 0, got {self.decoder_conv_channels!r}.")
+        if self.decoder_conv_channels and self.modality != "image":
+            raise ValueError("`decoder_conv_channels` > 0 is for image tokenizers only (modality 'image').")
         _finite("c_sigma", self.c_sigma, 0.0)
         _finite("stochastic_weight", self.stochastic_weight, 0.0, 1.0)
         _finite("rate_weight", self.rate_weight, 0.0)

@@ -228,20 +228,54 @@ class UniToComTokenEncoder(nn.Module):
         return self.to_mean(latent), logvar
 
 
+def patches_to_image(patches: torch.Tensor, image_size: int, patch_size: int) -> torch.Tensor:
+    """`(batch, (image_size / patch_size)^2, channels * patch_size^2)` -> `(batch, channels, image_size, image_size)`
+    (the patch layout of `UniToComTokenizerModel.patchify`: row-major patches, channel-major pixels)."""
+    batch, n, p = patches.shape[0], image_size // patch_size, patch_size
+    channels = patches.shape[-1] // (p * p)
+    x = patches.reshape(batch, n, n, channels, p, p).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(batch, channels, image_size, image_size)
+
+
+def image_to_patches(image: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """The inverse of `patches_to_image`: `(batch, channels, size, size)` -> `(batch, patches, channels * p^2)`."""
+    batch, channels, size, p = image.shape[0], image.shape[1], image.shape[-1], patch_size
+    n = size // p
+    x = image.reshape(batch, channels, n, p, n, p).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(batch, n * n, channels * p * p)
+
+
 class UniToComTokenDecoder(nn.Module):
     """F_beta: tokens `(batch, S_m, token_dim)` -> a learned linear map of the token axis onto the patch positions
-    -> Transformer over the patches -> patches `(batch, num_patches, patch_dim)` (normalized units)."""
+    -> Transformer over the patches -> patches `(batch, num_patches, patch_dim)` (normalized units).
+
+    With `decoder_conv_channels` = C > 0 (images), the last linear map gives C features per pixel of its patch
+    instead of RGB, and `refine` (3x3 convolution, GELU, 3x3 convolution to RGB, over the whole image, so across
+    patch borders) renders the pixels. A linear head draws each patch from `hidden_size` basis patches (a rank
+    limit that blurs small objects at 8x8 patches); the convolutions render locally and nonlinearly, at the cost
+    of two convolutions at full resolution.
+    """
 
     def __init__(self, config: UniToComTokenizerConfig):
         super().__init__()
+        self.image_size, self.patch_size = config.image_size, config.patch_size
+        channels = config.decoder_conv_channels
         self.embed = nn.Linear(config.token_dim, config.hidden_size)
         self.to_patches = nn.Linear(config.num_tokens, config.num_patches)  # over the sequence axis
         self.body = _PatchTransformer(config, config.num_decoder_layers)
-        self.to_patch = nn.Linear(config.hidden_size, config.patch_dim)
+        self.to_patch = nn.Linear(config.hidden_size, channels * config.patch_size**2 if channels else config.patch_dim)
+        self.refine = None
+        if channels:
+            self.refine = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(),
+                                        nn.Conv2d(channels, config.num_channels, 3, padding=1))  # fmt: skip
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.to_patches(self.embed(tokens).transpose(1, 2)).transpose(1, 2)  # (batch, num_patches, hidden)
-        return self.to_patch(self.body(h))
+        patches = self.to_patch(self.body(h))
+        if self.refine is None:
+            return patches
+        image = self.refine(patches_to_image(patches, self.image_size, self.patch_size))  # (batch, 3, size, size)
+        return image_to_patches(image, self.patch_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,10 +355,7 @@ class UniToComTokenizerModel(UniToComTokenizerPreTrainedModel):
         """Data -> normalized patches `(batch, num_patches, patch_dim)`: pixels in [-1, 1], mels `(x - mean) / std`."""
         config, batch = self.config, inputs.shape[0]
         if config.modality == "image":
-            p, n = config.patch_size, config.image_size // config.patch_size
-            x = inputs.float() * 2.0 - 1.0
-            x = x.reshape(batch, config.num_channels, n, p, n, p).permute(0, 2, 4, 1, 3, 5)
-            return x.reshape(batch, n * n, config.patch_dim)
+            return image_to_patches(inputs.float() * 2.0 - 1.0, config.patch_size)
         x = (inputs.float() - config.mel_mean_db) / config.mel_std_db
         return x.reshape(batch, config.num_patches, config.patch_dim)
 
@@ -332,9 +363,7 @@ class UniToComTokenizerModel(UniToComTokenizerPreTrainedModel):
         """Normalized patches -> data units: images in [0, 1] (clamped), log-mels [dB]."""
         config, batch = self.config, patches.shape[0]
         if config.modality == "image":
-            p, n = config.patch_size, config.image_size // config.patch_size
-            x = patches.reshape(batch, n, n, config.num_channels, p, p).permute(0, 3, 1, 4, 2, 5)
-            x = x.reshape(batch, config.num_channels, config.image_size, config.image_size)
+            x = patches_to_image(patches, config.image_size, config.patch_size)
             return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
         x = patches.reshape(batch, config.num_frames, config.num_mel_bins)
         return x * config.mel_std_db + config.mel_mean_db

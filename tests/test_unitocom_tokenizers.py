@@ -126,15 +126,43 @@ def test_loss_decreases_on_a_tiny_batch(bottleneck):
     model = small_model(bottleneck=bottleneck, patch_size=8).train()
     coarse = torch.rand(4, 3, 2, 2, generator=torch.Generator().manual_seed(0))
     images = torch.nn.functional.interpolate(coarse, size=32, mode="bilinear")  # smooth: learnable in a few steps
+    assert_loss_falls(model, images)
+
+
+def assert_loss_falls(model, images, steps=30):
+    """AdamW steps on one batch: the mean loss of the last 5 steps is below 0.7x that of the first 5."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
-    for step in range(30):
+    for step in range(steps):
         loss = model(pixel_values=images, generator=torch.Generator().manual_seed(step)).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         losses.append(loss.item())
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_convolutional_refinement_head_renders_across_patch_borders(tmp_path):
+    """`decoder_conv_channels` > 0: F_beta's 3x3 convolutions see the neighbouring patches' features, so one patch's
+    pixels change when only another patch's features do (the linear head cannot); it learns and round-trips."""
+    from tokcom.modeling.tokenization_unitocom import image_to_patches, patches_to_image
+
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(patches_to_image(image_to_patches(images, 8), 32, 8), images)
+    model = small_model(patch_size=8, decoder_conv_channels=4).eval()
+    features = torch.randn(1, 16, 4 * 64)  # 16 patches of 4 feature channels x 8 x 8 pixels
+    moved = features.clone()
+    moved[:, 1] += 1.0  # patch (0, 1) only
+    render = lambda f: image_to_patches(model.decoder.refine(patches_to_image(f, 32, 8)), 8)  # noqa: E731
+    with torch.no_grad():
+        changed = (render(moved) - render(features)).abs().amax(-1)[0]  # per patch
+    assert changed[0] > 0 and changed[1] > 0 and changed[15] == 0  # the neighbour (0, 0) changes, a far patch not
+    smooth = torch.nn.functional.interpolate(images[:, :, ::16, ::16], size=32, mode="bilinear")
+    assert_loss_falls(model.train(), smooth)
+    model.eval().save_pretrained(tmp_path)
+    loaded = UniToComTokenizerModel.from_pretrained(tmp_path).eval()
+    tokens = model.encode(pixel_values=smooth).mean
+    assert torch.equal(loaded.decode(tokens), model.decode(tokens))
 
 
 def test_link_rates_and_constellations():
@@ -155,7 +183,9 @@ def test_link_rates_and_constellations():
     [({"num_tokens": 0}, "num_tokens"), ({"num_tokens": -4}, "num_tokens"), ({"c_sigma": -0.1}, "c_sigma"),
      ({"stochastic_weight": 1.5}, "stochastic_weight"), ({"stochastic_weight": -0.1}, "stochastic_weight"),
      ({"c_sigma": float("nan")}, "c_sigma"), ({"bottleneck": "vq"}, "bottleneck"), ({"image_size": 30}, "image_size"),
-     ({"num_samples": 0}, "num_samples")],
+     ({"num_samples": 0}, "num_samples"), ({"decoder_conv_channels": -1}, "decoder_conv_channels"),
+     ({"decoder_conv_channels": True}, "decoder_conv_channels"),
+     ({"modality": "audio", "decoder_conv_channels": 8}, "decoder_conv_channels")],
 )  # fmt: skip
 def test_bad_config_raises_naming_the_argument(overrides, name):
     with pytest.raises(ValueError, match=name):
