@@ -57,12 +57,18 @@ def recipe_for(modality: str, bottleneck: str, num_tokens: int) -> dict:
 
 def trained_tokenizer(modality: str, bottleneck: str, num_tokens: int, log=print):
     """The trained model of `recipe_for(...)` (from the cache, else trained now) and the seconds training took."""
+    recipe = recipe_for(modality, bottleneck, num_tokens)
+    digest = hashlib.sha256(json.dumps([BENCH_VERSION, recipe], sort_keys=True).encode()).hexdigest()[:12]
+    return cached_tokenizer(recipe, CACHE_DIR / f"{recipe['name']}-{digest}", log)
+
+
+def cached_tokenizer(recipe: dict, folder: Path, log=print):
+    """The tokenizer `recipe` trains into `folder` (loaded in eval mode when `folder/model` holds it, else trained
+    now with the training engine) and the seconds training took: the wall time when trained now, else the stages'
+    seconds from `folder/training_log.json` (None without it)."""
     from tokcom.modeling.tokenization_unitocom import UniToComTokenizerModel
     from tokcom.training.engine import train
 
-    recipe = recipe_for(modality, bottleneck, num_tokens)
-    digest = hashlib.sha256(json.dumps([BENCH_VERSION, recipe], sort_keys=True).encode()).hexdigest()[:12]
-    folder = CACHE_DIR / f"{recipe['name']}-{digest}"
     seconds = None
     if not (folder / "model" / "model.safetensors").is_file():
         log(f"training {recipe['name']} -> {folder}")

@@ -27,7 +27,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from unitocom_common import finish_report  # noqa: E402
+from unitocom_common import cached_tokenizer, finish_report  # noqa: E402
 
 # name -> overrides of the recipe's `model` section (`UniToComTokenizerConfig` fields)
 VARIANTS = {
@@ -59,15 +59,7 @@ def variant_recipe(name: str, steps: int) -> dict:
 
 def trained(name: str, steps: int, work_dir: Path):
     """The tokenizer of variant `name` (trained now unless `work_dir` holds it) and its training seconds."""
-    from tokcom.modeling.tokenization_unitocom import UniToComTokenizerModel
-    from tokcom.training.engine import train
-
-    folder = work_dir / f"{name}-{steps}"
-    if not (folder / "model" / "model.safetensors").is_file():
-        train(variant_recipe(name, steps), folder, resume=True)
-    log = json.loads((folder / "training_log.json").read_text())
-    seconds = sum(stage.get("seconds", 0.0) for stage in log["stages"])
-    return UniToComTokenizerModel.from_pretrained(folder / "model").eval(), seconds
+    return cached_tokenizer(variant_recipe(name, steps), work_dir / f"{name}-{steps}")
 
 
 def reader_for(image_size: int, work_dir: Path):
